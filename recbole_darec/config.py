@@ -1,0 +1,77 @@
+"""RecBole Config that knows the plugin's models, defaults and datasets.
+
+Precedence, lowest first: RecBole's own properties -> ``properties/overall.yaml`` -> ``properties/model/<Model>.yaml``
+-> ``dataset_configs/<dataset>.yaml`` -> config files -> config dict -> command line (RecBole's external order).
+"""
+import os
+from pathlib import Path
+
+from recbole.config import Config as RecBoleConfig
+
+from recbole_darec.model import get_model
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROPERTIES_DIR = PROJECT_ROOT / "properties"
+DATASET_CONFIG_DIR = PROJECT_ROOT / "dataset_configs"
+DATASET_DIR = PROJECT_ROOT / "dataset"
+
+
+def available_datasets():
+    """Names of datasets with a plugin config (shipped or expecting user files)."""
+    return sorted(p.stem for p in DATASET_CONFIG_DIR.glob("*.yaml"))
+
+
+class Config(RecBoleConfig):
+    """RecBole ``Config`` with plugin model lookup (RecBole's zoo as fallback) and plugin YAML defaults."""
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+            if model is None:
+                raise KeyError("model must be given: --model=NAME, a config file, or config_dict['model']")
+        if isinstance(model, str):
+            model_class = get_model(model)
+        else:
+            model_class, model = model, model.__name__
+        if dataset is None:
+            dataset = self.external_config_dict.get("dataset")
+            if dataset is None:
+                raise KeyError("dataset must be given: --dataset=NAME, a config file, or config_dict['dataset']")
+        return model, model_class, dataset
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        for path in (PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "model" / f"{model}.yaml"):
+            if path.is_file():
+                self._update_internal_config_dict(str(path))
+        dataset_file = DATASET_CONFIG_DIR / f"{dataset}.yaml"
+        if dataset_file.is_file():
+            loaded = self._update_internal_config_dict(str(dataset_file)) or {}
+            self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
+        # Absolute, so Ray workers (which change the working directory) find the shipped data.
+        self.internal_config_dict["data_path"] = str(DATASET_DIR)
+
+    def _set_default_parameters(self):
+        super()._set_default_parameters()
+        # RecBole hard-wires ml-100k to its wheel's copy; the plugin ships its own copy so that semantic caches
+        # are written next to the data, not into site-packages.
+        if self.dataset == "ml-100k":
+            root = self.external_config_dict.get("data_path") or str(DATASET_DIR)
+            self.final_config_dict["data_path"] = os.path.join(root, self.dataset)
+        self._check_dataset_files()
+
+    def _check_dataset_files(self):
+        """Refuse to fall into RecBole's downloader: a missing dataset is an error that says what to provide."""
+        path = Path(self.final_config_dict["data_path"])
+        if self.final_config_dict.get("allow_download"):
+            return
+        if not path.is_dir() or not any(path.glob(f"{self.dataset}*.inter")):
+            hint = self.final_config_dict.get("missing_data_hint") or (
+                f"put RecBole atomic files ({self.dataset}.inter or {self.dataset}.train/valid/test.inter) there, "
+                f"or convert an RLMRec folder with `python -m recbole_darec.data.convert_rlmrec SRC {self.dataset}`"
+            )
+            raise FileNotFoundError(
+                f"dataset '{self.dataset}' not found at {path}: {hint}. "
+                f"Datasets with plugin configs: {', '.join(available_datasets())}. "
+                "(Set allow_download=True to let RecBole download its own catalog version instead.)"
+            )

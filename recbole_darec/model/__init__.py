@@ -1,0 +1,40 @@
+"""Model lookup: the plugin's models first, RecBole's zoo as the fallback."""
+import importlib
+import pkgutil
+
+from recbole.utils import get_model as get_recbole_model
+
+_PLUGIN_PACKAGE = "recbole_darec.model.general_recommender"
+
+
+def plugin_model_names():
+    """Names of the models the plugin itself defines (module ``general_recommender/<name.lower()>.py``)."""
+    package = importlib.import_module(_PLUGIN_PACKAGE)
+    names = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{_PLUGIN_PACKAGE}.{info.name}")
+        names += [n for n in dir(module) if n.lower() == info.name and isinstance(getattr(module, n), type)]
+    return sorted(names)
+
+
+def get_model(name):
+    """Return the model class called ``name``: plugin first, then RecBole's zoo.
+
+    Raises:
+        ValueError: naming ``name`` and listing the plugin's models when neither knows it.
+    """
+    try:
+        module = importlib.import_module(f"{_PLUGIN_PACKAGE}.{name.lower()}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{_PLUGIN_PACKAGE}.{name.lower()}":
+            raise  # a real import error inside a plugin model must not be hidden
+    else:
+        if hasattr(module, name):
+            return getattr(module, name)
+    try:
+        return get_recbole_model(name)
+    except ValueError:
+        raise ValueError(
+            f"unknown model '{name}': plugin models are {', '.join(plugin_model_names())}; "
+            "RecBole's zoo (e.g. BPR, LightGCN, SGL, NCL, NGCF) is searched as well"
+        ) from None
