@@ -1,0 +1,296 @@
+"""DaRec alignment head (Yang et al., "A Disentangled Alignment Framework for Large Language Model and
+Recommender System", arXiv 2408.08231), written against DESIGN.md §3.
+
+The head owns the four disentangling projectors and turns already-sampled CF rows and their frozen LLM rows
+into four weighted loss terms. It knows nothing about RecBole or the backbone: a model gathers the rows of
+``sample_nodes(...)`` from its final embeddings and the LLM table, calls the head, and adds the returned
+terms to its loss tuple.
+
+Gradient balance (DESIGN §3 evidence: the literal reading gives the DaRec terms hundreds of times BPR's
+gradient on the embeddings because propagated rows are tiny, ~0.07, and every DaRec term is invariant to a
+row's scale, so its gradient grows like 1/||e||). Switches, with the literal variant reachable:
+
+* ``regularizer_stopgrad`` - orthogonality and uniformity train the projectors only (E^C detached for them).
+* ``structure_grad_scale`` - multiplies the gradient that the global/local terms send into E^C (the forward
+  value is unchanged, projector gradients are unchanged). ``'auto'`` uses the detached mean squared row norm
+  of the sampled CF rows (capped at 1): for a scale-invariant loss this makes the step's *angular* change of a
+  row independent of the row's norm, the same ∝||e|| scaling BPR has. ``'none'`` (= 1.0) is the literal spec.
+* ``center_llm`` - subtract the sampled LLM rows' mean before projecting (sentence embeddings are anisotropic).
+* ``global_mode`` - 'mse' (literal) / 'centered' / 'standardized', see ``losses.global_structure_loss``.
+* ``warmup_steps`` - λ ramps linearly over that many training-mode calls.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import (
+    GLOBAL_MODES, LOCAL_MODES, LocalAlignment, TooFewPointsError, global_structure_loss, kmeans,
+    local_structure_loss, orthogonality_loss, uniformity_loss,
+)
+from .projectors import cf_projector, llm_projector
+
+__all__ = ["DaRecHead", "DARec_TERMS"]
+
+DARec_TERMS = ("darec_global", "darec_local", "darec_orth", "darec_unif")
+
+
+def _randperm(n: int, generator: Optional[torch.Generator], device: torch.device) -> torch.Tensor:
+    # randperm needs the generator's device; move the result to where it is used
+    dev = generator.device if generator is not None else device
+    return torch.randperm(n, generator=generator, device=dev).to(device)
+
+
+def _scale_grad(x: torch.Tensor, scale: Union[float, torch.Tensor]) -> torch.Tensor:
+    """Identity in the forward pass (bit-exact), gradient multiplied by ``scale`` in the backward pass."""
+    if isinstance(scale, float) and scale == 1.0:
+        return x
+    base = x.detach()
+    return base + scale * (x - base)
+
+
+class DaRecHead(nn.Module):
+    """Disentangled alignment of CF and LLM representations, as a loss head.
+
+    Args:
+        d_cf: width d of the CF embeddings E^C.
+        d_llm: width d_L of the frozen LLM embeddings E^L.
+        d_proj: width d' of the shared/specific projections; ``None`` -> d_cf.
+        lam: trade-off λ ≥ 0 multiplying every term (0 switches the head off: zero terms, no graph).
+        n_clusters: K for the local alignment, 2 ≤ K ≤ sample_size.
+        sample_size: N̂, the cap on sampled nodes per step (used by :meth:`sample_nodes`), ≥ 2.
+        w_global, w_local, w_orth, w_unif: per-term weights ≥ 0 (0 skips the term's computation).
+        unif_sample: compute uniformity on a random subset of this many rows (bounds its O(N²) cost);
+            ``None`` -> all rows.
+        unif_t: uniformity temperature t > 0.
+        local_mode: ``'mse'`` (normalised matched centres) or ``'infonce'`` (matched centre = positive).
+        local_tau: temperature of the 'infonce' local mode.
+        kmeans_iters: Lloyd iterations per side per call.
+        global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` (see ``global_structure_loss``).
+        regularizer_stopgrad: orthogonality/uniformity do not send gradient into the CF input rows.
+        structure_grad_scale: ``'auto'``, ``'none'`` or a float ≥ 0 multiplying the gradient the global and
+            local terms send into the CF input rows (see module docstring).
+        center_llm: subtract the mean of the (valid) LLM rows before projecting.
+        warmup_steps: λ is scaled by min(1, (step+1)/warmup_steps), step = training-mode calls so far.
+
+    Raises:
+        ValueError naming the parameter and its value for any invalid setting.
+    """
+
+    def __init__(
+        self,
+        d_cf: int,
+        d_llm: int,
+        d_proj: Optional[int] = None,
+        lam: float = 0.1,
+        n_clusters: int = 4,
+        sample_size: int = 4096,
+        w_global: float = 1.0,
+        w_local: float = 1.0,
+        w_orth: float = 1.0,
+        w_unif: float = 1.0,
+        unif_sample: Optional[int] = None,
+        unif_t: float = 2.0,
+        local_mode: str = "mse",
+        local_tau: float = 0.2,
+        kmeans_iters: int = 10,
+        global_mode: str = "centered",
+        regularizer_stopgrad: bool = True,
+        structure_grad_scale: Union[str, float] = "auto",
+        center_llm: bool = True,
+        warmup_steps: int = 0,
+    ):
+        super().__init__()
+        # parameters
+        d_proj = d_cf if d_proj is None else d_proj
+        for name, value in (("d_cf", d_cf), ("d_llm", d_llm), ("d_proj", d_proj), ("n_clusters", n_clusters),
+                            ("sample_size", sample_size), ("kmeans_iters", kmeans_iters),
+                            ("warmup_steps", warmup_steps)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be an int, got {value!r}")
+        for name, value in (("d_cf", d_cf), ("d_llm", d_llm), ("d_proj", d_proj), ("kmeans_iters", kmeans_iters)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        for name, value in (("lam", lam), ("w_global", w_global), ("w_local", w_local), ("w_orth", w_orth),
+                            ("w_unif", w_unif)):
+            if not math.isfinite(float(value)) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        for name, value in (("unif_t", unif_t), ("local_tau", local_tau)):
+            if not math.isfinite(float(value)) or value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        if n_clusters < 2:
+            raise ValueError(f"n_clusters (K) must be >= 2, got {n_clusters}")
+        if sample_size < 2:
+            raise ValueError(f"sample_size (N̂) must be >= 2, got {sample_size}")
+        if n_clusters > sample_size:
+            raise ValueError(f"n_clusters (K={n_clusters}) must not exceed sample_size (N̂={sample_size})")
+        if unif_sample is not None and (not isinstance(unif_sample, int) or unif_sample < 2):
+            raise ValueError(f"unif_sample must be None or an int >= 2, got {unif_sample!r}")
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        if local_mode not in LOCAL_MODES:
+            raise ValueError(f"local_mode must be one of {LOCAL_MODES}, got {local_mode!r}")
+        if global_mode not in GLOBAL_MODES:
+            raise ValueError(f"global_mode must be one of {GLOBAL_MODES}, got {global_mode!r}")
+        if isinstance(structure_grad_scale, str):
+            if structure_grad_scale not in ("auto", "none"):
+                raise ValueError(f"structure_grad_scale must be 'auto', 'none' or a float >= 0, "
+                                 f"got {structure_grad_scale!r}")
+        elif not math.isfinite(float(structure_grad_scale)) or structure_grad_scale < 0:
+            raise ValueError(f"structure_grad_scale must be 'auto', 'none' or a float >= 0, "
+                             f"got {structure_grad_scale!r}")
+        self.d_cf, self.d_llm, self.d_proj = d_cf, d_llm, d_proj
+        self.lam, self.n_clusters, self.sample_size = float(lam), n_clusters, sample_size
+        self.weights = {"darec_global": float(w_global), "darec_local": float(w_local),
+                        "darec_orth": float(w_orth), "darec_unif": float(w_unif)}
+        self.unif_sample, self.unif_t = unif_sample, float(unif_t)
+        self.local_mode, self.local_tau, self.kmeans_iters = local_mode, float(local_tau), kmeans_iters
+        self.global_mode = global_mode
+        self.regularizer_stopgrad = bool(regularizer_stopgrad)
+        self.structure_grad_scale = structure_grad_scale
+        self.center_llm = bool(center_llm)
+        self.warmup_steps = warmup_steps
+
+        # layers: one projector per side and part, shared by users and items
+        self.cf_shared = cf_projector(d_cf, d_proj)
+        self.cf_specific = cf_projector(d_cf, d_proj)
+        self.llm_shared = llm_projector(d_llm, d_proj)
+        self.llm_specific = llm_projector(d_llm, d_proj)
+
+        # caches: python-side step counter (saved via extra_state, no device sync) and last local result
+        self._step = 0
+        self.last_local: Optional[LocalAlignment] = None
+
+    # --- state -------------------------------------------------------------------------------------------
+    def get_extra_state(self):
+        return {"step": self._step}
+
+    def set_extra_state(self, state):
+        self._step = int(state.get("step", 0))
+
+    def effective_lambda(self) -> float:
+        """λ after warm-up for the current step."""
+        if self.warmup_steps == 0:
+            return self.lam
+        return self.lam * min(1.0, (self._step + 1) / self.warmup_steps)
+
+    def _grad_scale(self, cf: torch.Tensor) -> Union[float, torch.Tensor]:
+        s = self.structure_grad_scale
+        if s == "none":
+            return 1.0
+        if s == "auto":
+            return cf.detach().pow(2).sum(-1).mean().clamp_max(1.0)
+        return float(s)
+
+    # --- sampling ----------------------------------------------------------------------------------------
+    @staticmethod
+    def sample_nodes(
+        user_ids: torch.Tensor,
+        item_ids: torch.Tensor,
+        sample_size: int,
+        generator: Optional[torch.Generator] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Ω: the batch's unique users and items, uniformly sub-sampled to at most ``sample_size`` in total.
+
+        Args:
+            user_ids: the batch's user ids (any shape, duplicates allowed).
+            item_ids: the batch's (positive) item ids.
+            sample_size: N̂ ≥ 2.
+            generator: for reproducible sub-sampling.
+        Returns:
+            (users, items): sorted unique LongTensors on user_ids' device; len(users)+len(items) ≤ N̂.
+        """
+        if sample_size < 2:
+            raise ValueError(f"sample_size (N̂) must be >= 2, got {sample_size}")
+        users, items = torch.unique(user_ids.flatten()), torch.unique(item_ids.flatten())
+        n_u, total = users.numel(), users.numel() + items.numel()
+        if total <= sample_size:
+            return users, items
+        pick = _randperm(total, generator, users.device)[:sample_size].sort().values
+        return users[pick[pick < n_u]], items[pick[pick >= n_u] - n_u]
+
+    # --- losses ------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        cf_emb: torch.Tensor,
+        llm_emb: torch.Tensor,
+        mask: Optional[torch.Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> Dict[str, torch.Tensor]:
+        """Weighted DaRec terms for already-sampled rows.
+
+        Args:
+            cf_emb: (N, d) CF rows of Ω (users and items together), with gradient.
+            llm_emb: (N, d_L) frozen LLM rows of the same nodes, in the same order.
+            mask: optional (N,) bool; False rows (no profile) are dropped before anything is computed.
+            generator: for K-means seeding and the uniformity sub-sample.
+        Returns:
+            dict with keys ``DARec_TERMS``, each a scalar already multiplied by λ (after warm-up) and its
+            weight. Terms that are switched off, or that cannot be computed (fewer than 2 valid rows; fewer
+            than K distinct rows on a side for the local term), are zero tensors without graph.
+        """
+        if cf_emb.dim() != 2 or cf_emb.shape[1] != self.d_cf:
+            raise ValueError(f"cf_emb must have shape (N, {self.d_cf}), got {tuple(cf_emb.shape)}")
+        if llm_emb.shape != (cf_emb.shape[0], self.d_llm):
+            raise ValueError(f"llm_emb must have shape ({cf_emb.shape[0]}, {self.d_llm}), "
+                             f"got {tuple(llm_emb.shape)}")
+        lam = self.effective_lambda()
+        if self.training:
+            self._step += 1
+        out = {name: cf_emb.new_zeros(()) for name in DARec_TERMS}
+        if mask is not None:
+            cf_emb, llm_emb = cf_emb[mask], llm_emb[mask]
+        if lam == 0.0 or cf_emb.shape[0] < 2:
+            return out
+        coef = {name: lam * w for name, w in self.weights.items()}
+        llm = llm_emb.detach().to(cf_emb.dtype)
+        if self.center_llm:
+            llm = llm - llm.mean(0, keepdim=True)
+
+        c_sh = l_sh = None
+        if coef["darec_global"] or coef["darec_local"]:
+            c_sh = self.cf_shared(_scale_grad(cf_emb, self._grad_scale(cf_emb)))
+            l_sh = self.llm_shared(llm)
+            if coef["darec_global"]:
+                out["darec_global"] = coef["darec_global"] * global_structure_loss(c_sh, l_sh, self.global_mode)
+            if coef["darec_local"]:
+                try:
+                    res = local_structure_loss(c_sh, l_sh, self.n_clusters, mode=self.local_mode,
+                                               tau=self.local_tau, iters=self.kmeans_iters, generator=generator)
+                except TooFewPointsError:  # tiny/duplicate batch: skip the term this step
+                    res = None
+                if res is not None:
+                    out["darec_local"] = coef["darec_local"] * res.loss
+                    self.last_local = res._replace(loss=res.loss.detach())
+
+        if coef["darec_orth"] or coef["darec_unif"]:
+            cf_r = cf_emb.detach() if self.regularizer_stopgrad else cf_emb
+            unscaled = self.structure_grad_scale == "none" or (
+                not isinstance(self.structure_grad_scale, str) and float(self.structure_grad_scale) == 1.0)
+            reuse = c_sh is not None and not self.regularizer_stopgrad and unscaled
+            c_sh_r = c_sh if reuse else self.cf_shared(cf_r)
+            l_sh_r = l_sh if l_sh is not None else self.llm_shared(llm)
+            c_sp, l_sp = self.cf_specific(cf_r), self.llm_specific(llm)
+            if coef["darec_orth"]:
+                out["darec_orth"] = coef["darec_orth"] * (orthogonality_loss(c_sh_r, c_sp)
+                                                          + orthogonality_loss(l_sh_r, l_sp))
+            if coef["darec_unif"]:
+                parts = (c_sh_r, c_sp, l_sh_r, l_sp)
+                if self.unif_sample is not None and self.unif_sample < cf_r.shape[0]:
+                    idx = _randperm(cf_r.shape[0], generator, cf_r.device)[: self.unif_sample]
+                    parts = tuple(p[idx] for p in parts)
+                out["darec_unif"] = coef["darec_unif"] * sum(uniformity_loss(p, self.unif_t) for p in parts)
+        return out
+
+    @torch.no_grad()
+    def cluster_labels(self, cf_emb: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """K-means labels (N,) of the normalised CF-shared projections of ``cf_emb`` (for t-SNE plots).
+
+        Raises TooFewPointsError (a ValueError) when cf_emb has fewer than K distinct rows.
+        """
+        z = F.normalize(self.cf_shared(cf_emb), dim=-1)
+        return kmeans(z, self.n_clusters, iters=self.kmeans_iters, generator=generator)[0]

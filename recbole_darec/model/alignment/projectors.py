@@ -1,0 +1,47 @@
+"""Projection MLPs shared by the DaRec and RLMRec heads (DESIGN.md §3, item 1)."""
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["mlp", "cf_projector", "llm_projector"]
+
+
+def _check_dim(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
+    """Linear(d_in, d_hidden) - LeakyReLU - Linear(d_hidden, d_out), Xavier-uniform weights, zero biases.
+
+    Args:
+        d_in: input width; d_hidden: hidden width; d_out: output width (all positive ints).
+    """
+    for name, value in (("d_in", d_in), ("d_hidden", d_hidden), ("d_out", d_out)):
+        _check_dim(name, value)
+    net = nn.Sequential(nn.Linear(d_in, d_hidden), nn.LeakyReLU(), nn.Linear(d_hidden, d_out))
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    return net
+
+
+def cf_projector(d: int, d_out: int) -> nn.Sequential:
+    """CF-side projector: Linear(d, d_out) - LeakyReLU - Linear(d_out, d_out).
+
+    Args:
+        d: CF embedding width; d_out: projection width d'.
+    """
+    return mlp(d, d_out, d_out)
+
+
+def llm_projector(d_llm: int, d_out: int) -> nn.Sequential:
+    """LLM-side projector (RLMRec's shape): Linear(d_llm, (d_llm+d_out)//2) - LeakyReLU - Linear(·, d_out).
+
+    Args:
+        d_llm: LLM embedding width d_L (e.g. 384 MiniLM, 1536 ada-002); d_out: projection width d'.
+    """
+    _check_dim("d_llm", d_llm)
+    _check_dim("d_out", d_out)
+    return mlp(d_llm, (d_llm + d_out) // 2, d_out)

@@ -1,0 +1,433 @@
+"""Property tests for the RecBole-free alignment blocks (recbole_darec.model.alignment)."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recbole_darec.model.alignment import (
+    DARec_TERMS, DaRecHead, RLMRecConHead, RLMRecGenHead, TooFewPointsError, cf_projector, cluster_centres,
+    global_structure_loss, grad_norms, info_nce, kmeans, llm_projector, local_structure_loss, match_clusters,
+    orthogonality_loss, uniformity_loss,
+)
+
+D64 = torch.float64
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def rand_orth(d_in, d_out, g):
+    """(d_in, d_out) matrix with orthonormal rows (d_out >= d_in): preserves inner products."""
+    q, _ = torch.linalg.qr(torch.randn(d_out, d_out, generator=g, dtype=D64))
+    return q[:d_in]
+
+
+def blobs(n_per, k, d, g, spread=0.05):
+    centres = F.normalize(torch.randn(k, d, generator=g, dtype=D64), dim=1) * 5
+    x = centres.repeat_interleave(n_per, 0) + spread * torch.randn(n_per * k, d, generator=g, dtype=D64)
+    return x, torch.arange(k).repeat_interleave(n_per)
+
+
+def same_partition(a, b):
+    """True when labelings a and b induce the same partition (up to renaming)."""
+    pairs = set(zip(a.tolist(), b.tolist()))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+# --- orthogonality / uniformity ------------------------------------------------------------------------------
+def test_orthogonality_zero_for_orthogonal_rows_and_positive_otherwise():
+    g = gen()
+    s = torch.cat([torch.randn(50, 4, generator=g, dtype=D64), torch.zeros(50, 4, dtype=D64)], 1)
+    p = torch.cat([torch.zeros(50, 4, dtype=D64), torch.randn(50, 4, generator=g, dtype=D64)], 1)
+    q = rand_orth(8, 8, g)  # a common rotation keeps every pair orthogonal
+    assert orthogonality_loss(s @ q, p @ q).item() == pytest.approx(0.0, abs=1e-14)
+    assert orthogonality_loss(s, 3.0 * s).item() == pytest.approx(1.0, abs=1e-12)
+    half = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=D64)
+    sixty = torch.tensor([[0.5, math.sqrt(0.75)], [0.0, -1.0]], dtype=D64)  # cosines 0.5 and -1
+    assert orthogonality_loss(half, sixty).item() == pytest.approx((0.25 + 1.0) / 2, rel=1e-12)
+
+
+def test_uniformity_matches_definition_and_prefers_spread_points():
+    g = gen()
+    x = torch.randn(60, 5, generator=g, dtype=D64)
+    z = F.normalize(x, dim=1)
+    off = ~torch.eye(60, dtype=torch.bool)
+    ref = torch.log(torch.exp(-2.0 * torch.cdist(z, z).pow(2)[off]).mean())
+    assert uniformity_loss(x).item() == pytest.approx(ref.item(), rel=1e-10)
+    collapsed = torch.ones(60, 5, dtype=D64) + 1e-3 * torch.randn(60, 5, generator=g, dtype=D64)
+    assert uniformity_loss(torch.ones(60, 5, dtype=D64)).item() == pytest.approx(0.0, abs=1e-12)
+    assert uniformity_loss(x).item() < uniformity_loss(collapsed).item() - 1.0
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        uniformity_loss(x[:1])
+
+
+# --- global structure -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["mse", "centered", "standardized"])
+def test_global_zero_under_rotation_positive_for_unrelated(mode):
+    g = gen(1)
+    c = torch.randn(80, 6, generator=g, dtype=D64)
+    rotated = (c * 2.5) @ rand_orth(6, 10, g)  # same similarities, other width and scale
+    assert global_structure_loss(c, rotated, mode).item() == pytest.approx(0.0, abs=1e-10)
+    other = torch.randn(80, 10, generator=g, dtype=D64)
+    assert global_structure_loss(c, other, mode).item() > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["mse", "centered", "standardized"])
+def test_global_gram_form_matches_dense_definition(mode):
+    g = gen(2)
+    a, b = torch.randn(40, 5, generator=g, dtype=D64), torch.randn(40, 7, generator=g, dtype=D64) + 0.7
+    sa, sb = (F.normalize(v, dim=1) @ F.normalize(v, dim=1).t() for v in (a, b))
+    off = ~torch.eye(40, dtype=torch.bool)
+    if mode == "mse":
+        ref = (sa - sb).pow(2).mean()
+    else:
+        xa, xb = sa[off] - sa[off].mean(), sb[off] - sb[off].mean()
+        if mode == "standardized":
+            xa, xb = xa / xa.pow(2).mean().sqrt(), xb / xb.pow(2).mean().sqrt()
+        ref = (xa - xb).pow(2).mean()
+    assert global_structure_loss(a, b, mode).item() == pytest.approx(ref.item(), rel=1e-9, abs=1e-12)
+
+
+def test_global_anisotropic_llm_side_only_penalised_by_mse():
+    # z_l = [sqrt(a) z_c, sqrt(1-a) e]: cos_L = a cos_C + (1-a), a uniformly high-cosine copy of the CF structure
+    g = gen(3)
+    zc = F.normalize(torch.randn(70, 6, generator=g, dtype=D64), dim=1)
+    alpha = 0.3
+    zl = torch.cat([math.sqrt(alpha) * zc, math.sqrt(1 - alpha) * torch.ones(70, 1, dtype=D64)], 1)
+    mse = global_structure_loss(zc, zl, "mse").item()
+    centered = global_structure_loss(zc, zl, "centered").item()
+    assert mse > 0.3
+    assert 0.0 < centered < 0.5 * mse
+    assert global_structure_loss(zc, zl, "standardized").item() == pytest.approx(0.0, abs=1e-10)
+
+
+# --- k-means / centres / matching -----------------------------------------------------------------------------
+def test_kmeans_recovers_separated_blobs_and_is_deterministic():
+    x, truth = blobs(30, 4, 6, gen(4))
+    labels, centres = kmeans(x, 4, generator=gen(9))
+    assert labels.shape == (120,) and centres.shape == (4, 6)
+    assert same_partition(labels, truth)
+    again, _ = kmeans(x, 4, generator=gen(9))
+    assert torch.equal(labels, again)
+
+
+def test_kmeans_duplicates_and_empty_cluster_reseed_never_nan():
+    g = gen(5)
+    distinct = torch.randn(3, 4, generator=g, dtype=D64)
+    x = distinct.repeat(40, 1)  # 120 rows, 3 distinct points
+    labels, centres = kmeans(x, 3, generator=g)
+    assert torch.isfinite(centres).all() and torch.bincount(labels, minlength=3).min() > 0
+    # a warm start with a centre far from every point leaves that cluster empty in the first update
+    init = torch.cat([distinct[:2], torch.full((1, 4), 1e3, dtype=D64)])
+    labels, centres = kmeans(x, 3, init=init)
+    assert torch.isfinite(centres).all()
+    assert torch.bincount(labels, minlength=3).min() > 0
+
+
+def test_kmeans_rejects_too_many_clusters_with_values():
+    x = torch.tensor([[0.0, 1.0], [1.0, 0.0]] * 5, dtype=D64)
+    with pytest.raises(ValueError, match=r"k=3.*2 distinct of 10 rows"):
+        kmeans(x, 3)
+    with pytest.raises(TooFewPointsError):
+        kmeans(x, 3)
+    with pytest.raises(ValueError, match="got 1"):
+        kmeans(x, 1)
+
+
+def test_cluster_centres_means_empty_rows_and_gradient():
+    x = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0]], dtype=D64, requires_grad=True)
+    centres, valid = cluster_centres(x, torch.tensor([0, 0, 2]), 3)
+    assert torch.allclose(centres, torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 2.0]], dtype=D64))
+    assert valid.tolist() == [True, False, True]
+    centres[0, 0].backward()
+    assert torch.allclose(x.grad[:, 0], torch.tensor([0.5, 0.5, 0.0], dtype=D64))
+
+
+def test_match_clusters_recovers_known_permutation():
+    g = gen(6)
+    p_cf = torch.randn(6, 8, generator=g, dtype=D64)
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    p_llm = torch.empty_like(p_cf)
+    p_llm[perm] = 2.0 * p_cf + 0.05 * torch.randn(6, 8, generator=g, dtype=D64)  # CF k -> LLM perm[k]
+    assert torch.equal(match_clusters(p_cf, p_llm), perm)
+
+
+# --- local structure ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["mse", "infonce"])
+def test_local_invariant_to_row_order_and_zero_for_identical_sides(mode):
+    x, _ = blobs(25, 4, 6, gen(7))
+    y = x @ rand_orth(6, 6, gen(8)) + 0.3  # same clusters, rotated centres
+    base = local_structure_loss(x, y, 4, mode=mode, generator=gen(1))
+    perm = torch.randperm(100, generator=gen(2))
+    shuffled = local_structure_loss(x, y[perm], 4, mode=mode, generator=gen(3))  # LLM rows reordered
+    assert shuffled.loss.item() == pytest.approx(base.loss.item(), rel=1e-9)
+    assert base.labels_cf.shape == (100,) and bool(base.valid.all())
+    if mode == "mse":
+        assert local_structure_loss(x, x, 4, generator=gen(1)).loss.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_local_infonce_lower_when_centres_match():
+    x, _ = blobs(25, 4, 6, gen(10))
+    aligned = local_structure_loss(x, x, 4, mode="infonce", tau=0.1, generator=gen(1)).loss
+    unrelated = local_structure_loss(x, torch.randn(100, 6, generator=gen(11), dtype=D64), 4,
+                                     mode="infonce", tau=0.1, generator=gen(1)).loss
+    assert aligned.item() < 0.05 < unrelated.item()
+
+
+def test_local_gradient_reaches_cf_rows_and_checks_widths():
+    x, _ = blobs(10, 3, 4, gen(12))
+    x.requires_grad_(True)
+    y = torch.randn(30, 4, generator=gen(13), dtype=D64)
+    res = local_structure_loss(x, y, 3, generator=gen(1))
+    res.loss.backward()
+    assert torch.isfinite(x.grad).all() and x.grad.norm() > 0
+    with pytest.raises(ValueError, match="same shape"):
+        local_structure_loss(x, torch.randn(30, 5, dtype=D64), 3)
+
+
+@pytest.mark.parametrize("mode", ["mse", "infonce"])
+def test_local_empty_cluster_is_excluded_not_nan(monkeypatch, mode):
+    import recbole_darec.model.alignment.losses as losses
+
+    real = losses.kmeans
+    calls = []
+
+    def fake(x, k, **kw):  # first call (CF side): put everything in clusters 0 and 1, cluster 2 empty
+        labels, centres = real(x, k, **kw)
+        calls.append(1)
+        return (labels.clamp_max(1) if len(calls) == 1 else labels), centres
+
+    monkeypatch.setattr(losses, "kmeans", fake)
+    x, _ = blobs(10, 3, 4, gen(16))
+    x.requires_grad_(True)
+    res = local_structure_loss(x, x.detach() + 0.01, 3, mode=mode, generator=gen(1))
+    assert int(res.valid.sum()) == 2 and torch.isfinite(res.loss)
+    res.loss.backward()
+    assert torch.isfinite(x.grad).all()
+
+
+# --- DaRec head -----------------------------------------------------------------------------------------------
+def make_head(**kw):
+    torch.manual_seed(0)
+    args = dict(d_cf=8, d_llm=16, n_clusters=3, sample_size=256)
+    args.update(kw)
+    return DaRecHead(**args).double()
+
+
+def rows(n=120, seed=0):
+    g = gen(seed)
+    cf = (0.07 * torch.randn(n, 8, generator=g, dtype=D64)).requires_grad_(True)
+    llm = torch.randn(n, 16, generator=g, dtype=D64) + 1.0  # anisotropic: common mean
+    return cf, llm
+
+
+def grads_of(module):
+    return [p.grad for p in module.parameters()]
+
+
+def test_head_returns_all_terms_finite_and_weighted():
+    cf, llm = rows()
+    full = make_head(lam=1.0)(cf, llm, generator=gen(1))
+    assert set(full) == set(DARec_TERMS) and all(torch.isfinite(v) and v.dim() == 0 for v in full.values())
+    half = make_head(lam=0.5, w_local=2.0)(cf, llm, generator=gen(1))
+    assert half["darec_global"].item() == pytest.approx(0.5 * full["darec_global"].item(), rel=1e-12)
+    assert half["darec_local"].item() == pytest.approx(full["darec_local"].item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("stopgrad", [True, False])
+def test_head_gradient_routing(stopgrad):
+    cf, llm = rows()
+    head = make_head(regularizer_stopgrad=stopgrad)
+    out = head(cf, llm, generator=gen(1))
+    (out["darec_global"] + out["darec_local"]).backward(retain_graph=True)
+    assert cf.grad is not None and cf.grad.norm() > 0
+    assert all(g is not None and g.norm() > 0 for g in grads_of(head.cf_shared))
+    assert all(g is not None and g.norm() > 0 for g in grads_of(head.llm_shared))
+    assert all(g is None for g in grads_of(head.cf_specific) + grads_of(head.llm_specific))
+    assert llm.grad is None
+    cf.grad = None
+    (out["darec_orth"] + out["darec_unif"]).backward()
+    assert all(g is not None and g.norm() > 0 for g in grads_of(head.cf_specific) + grads_of(head.llm_specific))
+    if stopgrad:
+        assert cf.grad is None
+    else:
+        assert cf.grad is not None and cf.grad.norm() > 0
+
+
+def test_head_lambda_zero_is_inert():
+    cf, llm = rows()
+    head = make_head(lam=0.0)
+    out = head(cf, llm, generator=gen(1))
+    assert all(v.item() == 0.0 and not v.requires_grad for v in out.values())
+    (sum(out.values()) + (cf * 0).sum()).backward()
+    assert all(p.grad is None for p in head.parameters())
+    assert torch.count_nonzero(cf.grad) == 0
+
+
+def test_head_masked_rows_contribute_nothing():
+    cf, llm = rows()
+    mask = torch.ones(120, dtype=torch.bool)
+    mask[::4] = False
+    head = make_head()
+    base = head(cf, llm, mask=mask, generator=gen(1))
+    cf2, llm2 = cf.detach().clone(), llm.clone()
+    cf2[~mask] = 5.0 * torch.randn(30, 8, dtype=D64)
+    llm2[~mask] = 0.0  # e.g. a missing profile
+    other = head(cf2.requires_grad_(True), llm2, mask=mask, generator=gen(1))
+    for k in DARec_TERMS:
+        assert other[k].item() == pytest.approx(base[k].item(), rel=1e-12, abs=1e-15)
+    sum(other.values()).backward()
+    assert torch.count_nonzero(cf2.grad[~mask]) == 0
+
+
+def test_center_llm_removes_common_offset():
+    cf, llm = rows()
+    offset = 3.0 * torch.randn(16, generator=gen(17), dtype=D64)
+    for center, same in ((True, True), (False, False)):
+        head = make_head(center_llm=center)
+        a = head(cf, llm, generator=gen(1))
+        b = head(cf, llm + offset, generator=gen(1))
+        diff = max(abs(a[k].item() - b[k].item()) for k in DARec_TERMS)
+        assert (diff < 1e-10) == same
+
+
+def test_structure_grad_scale_changes_only_backbone_gradient():
+    cf, llm = rows()
+    vals, grads, proj = {}, {}, {}
+    for scale in ("none", "auto"):
+        head = make_head(structure_grad_scale=scale, w_orth=0.0, w_unif=0.0)
+        x = cf.detach().clone().requires_grad_(True)
+        out = head(x, llm, generator=gen(1))
+        sum(out.values()).backward()
+        vals[scale], grads[scale] = [v.item() for v in out.values()], x.grad
+        proj[scale] = head.cf_shared[0].weight.grad
+    assert vals["auto"] == pytest.approx(vals["none"], rel=1e-12)
+    factor = cf.detach().pow(2).sum(1).mean()
+    assert torch.allclose(grads["auto"], factor * grads["none"], rtol=1e-9, atol=1e-18)
+    assert torch.allclose(proj["auto"], proj["none"], rtol=1e-9)
+
+
+def test_warmup_ramps_lambda_in_training_only_and_is_checkpointed():
+    cf, llm = rows()
+    head = make_head(warmup_steps=4, w_local=0.0, w_orth=0.0, w_unif=0.0)
+    ref = make_head(w_local=0.0, w_orth=0.0, w_unif=0.0)(cf, llm)["darec_global"].item()
+    got = [head(cf, llm)["darec_global"].item() for _ in range(5)]
+    assert got == pytest.approx([ref * f for f in (0.25, 0.5, 0.75, 1.0, 1.0)], rel=1e-12)
+    fresh = make_head(warmup_steps=4, w_local=0.0, w_orth=0.0, w_unif=0.0).eval()
+    assert [fresh(cf, llm)["darec_global"].item() for _ in range(2)] == pytest.approx([0.25 * ref] * 2)
+    fresh.load_state_dict(head.state_dict())
+    assert fresh.effective_lambda() == pytest.approx(fresh.lam)
+
+
+def test_head_degenerate_batches_never_nan():
+    head = make_head(n_clusters=4)
+    cf, llm = rows(n=12)
+    dup_cf = cf.detach()[:3].repeat(4, 1).requires_grad_(True)  # 3 distinct rows < K: local term skipped
+    out = head(dup_cf, llm, generator=gen(1))
+    assert out["darec_local"].item() == 0.0
+    assert all(torch.isfinite(v) for v in out.values())
+    one = head(cf[:1], llm[:1])
+    assert all(v.item() == 0.0 for v in one.values())
+    users, items = DaRecHead.sample_nodes(torch.tensor([1, 1, 2]), torch.tensor([5, 6, 5]), 4096)
+    assert users.tolist() == [1, 2] and items.tolist() == [5, 6]  # N̂ larger than the batch: all of it
+
+
+def test_sample_nodes_caps_and_stays_inside_batch():
+    g = gen(14)
+    u, i = torch.randint(0, 500, (2048,), generator=g), torch.randint(0, 800, (2048,), generator=g)
+    users, items = DaRecHead.sample_nodes(u, i, 300, gen(1))
+    assert users.numel() + items.numel() == 300
+    assert users.unique().numel() == users.numel() and items.unique().numel() == items.numel()
+    assert torch.isin(users, u).all() and torch.isin(items, i).all()
+    assert users.numel() > 50 and items.numel() > 50  # both kinds are drawn
+    again = DaRecHead.sample_nodes(u, i, 300, gen(1))
+    assert torch.equal(again[0], users) and torch.equal(again[1], items)
+
+
+def test_cluster_labels_and_unif_sample():
+    cf, llm = rows()
+    head = make_head(unif_sample=40)
+    labels = head.cluster_labels(cf.detach(), generator=gen(1))
+    assert labels.shape == (120,) and set(labels.tolist()) <= {0, 1, 2}
+    assert torch.isfinite(head(cf, llm, generator=gen(1))["darec_unif"])
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(n_clusters=1), "n_clusters"), (dict(sample_size=1), "sample_size"), (dict(lam=-0.1), "lam"),
+    (dict(n_clusters=8, sample_size=4), "n_clusters"), (dict(w_local=-1.0), "w_local"),
+    (dict(unif_sample=1), "unif_sample"), (dict(local_mode="l1"), "local_mode"),
+    (dict(global_mode="cos"), "global_mode"), (dict(structure_grad_scale="big"), "structure_grad_scale"),
+    (dict(structure_grad_scale=-1.0), "structure_grad_scale"), (dict(warmup_steps=-1), "warmup_steps"),
+    (dict(d_proj=0), "d_proj"), (dict(local_tau=0.0), "local_tau"), (dict(lam=float("nan")), "lam"),
+])
+def test_head_validation_names_parameter(kwargs, name):
+    args = dict(d_cf=8, d_llm=16)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        DaRecHead(**args)
+    with pytest.raises(ValueError, match="sample_size"):
+        DaRecHead.sample_nodes(torch.arange(3), torch.arange(3), 1)
+
+
+def test_projector_shapes():
+    assert [m.weight.shape for m in llm_projector(384, 64) if hasattr(m, "weight")] == [(224, 384), (64, 224)]
+    assert [m.weight.shape for m in cf_projector(32, 64) if hasattr(m, "weight")] == [(64, 32), (64, 64)]
+    with pytest.raises(ValueError, match="d_llm"):
+        llm_projector(0, 8)
+
+
+# --- RLMRec heads ---------------------------------------------------------------------------------------------
+def test_info_nce_matched_pairs_beat_shuffled():
+    g = gen(15)
+    a = torch.randn(64, 8, generator=g, dtype=D64)
+    b = a + 0.1 * torch.randn(64, 8, generator=g, dtype=D64)
+    matched = info_nce(a, b, 0.2).item()
+    shuffled = info_nce(a, b[torch.randperm(64, generator=g)], 0.2).item()
+    assert matched < 0.5 * math.log(64) < shuffled
+    eye = torch.eye(4, dtype=D64)
+    expected = -math.log(math.exp(1 / 0.5) / (math.exp(1 / 0.5) + 3))
+    assert info_nce(eye, eye, 0.5).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_rlmrec_con_head_weight_mask_and_gradient():
+    torch.manual_seed(0)
+    head = RLMRecConHead(8, 16, kd_weight=0.01, tau=0.2).double()
+    cf, llm = rows(n=32)
+    mask = torch.arange(32) % 3 != 0
+    out = head(cf, llm, mask=mask)["rlmrec_con"]
+    expected = 0.01 * info_nce(cf[mask], head.mlp(llm[mask]), 0.2)
+    assert out.item() == pytest.approx(expected.item(), rel=1e-12)
+    out.backward()
+    assert torch.count_nonzero(cf.grad[~mask]) == 0 and cf.grad[mask].norm() > 0
+    with pytest.raises(ValueError, match="tau"):
+        RLMRecConHead(8, 16, tau=0.0)
+
+
+def test_rlmrec_gen_head_masks_ratio_with_token():
+    torch.manual_seed(0)
+    head = RLMRecGenHead(8, 16, recon_weight=0.1, mask_ratio=0.1, tau=0.5).double()
+    ego = torch.randn(200, 8, dtype=D64, requires_grad=True)
+    masked, index = head.mask_nodes(ego, gen(1))
+    assert index.numel() == 20 and index.unique().numel() == 20
+    keep = torch.ones(200, dtype=torch.bool)
+    keep[index] = False
+    assert torch.equal(masked[index], head.mask_token.expand(20, 8))
+    assert torch.equal(masked[keep], ego[keep])
+    llm = torch.randn(20, 16, dtype=D64)
+    out = head(masked[index] * 1.0, llm)["rlmrec_gen"]
+    assert out.shape == () and out.item() > 0
+    out.backward()
+    assert head.mask_token.grad.norm() > 0 and head.decoder[0].weight.grad is not None
+    with pytest.raises(ValueError, match="mask_ratio"):
+        RLMRecGenHead(8, 16, mask_ratio=0.0)
+
+
+def test_grad_norms_reports_each_term():
+    cf, llm = rows()
+    terms = make_head()(cf, llm, generator=gen(1))
+    norms = grad_norms(terms, cf)
+    assert set(norms) == set(DARec_TERMS)
+    assert norms["darec_global"] > 0 and norms["darec_local"] > 0
+    assert norms["darec_orth"] == 0.0 and norms["darec_unif"] == 0.0  # stop-grad default
