@@ -6,6 +6,7 @@ Precedence, lowest first: RecBole's own properties -> ``properties/overall.yaml`
 import os
 from pathlib import Path
 
+import recbole
 from recbole.config import Config as RecBoleConfig
 
 from recbole_darec.model import get_model
@@ -14,6 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROPERTIES_DIR = PROJECT_ROOT / "properties"
 DATASET_CONFIG_DIR = PROJECT_ROOT / "dataset_configs"
 DATASET_DIR = PROJECT_ROOT / "dataset"
+RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
 
 
 def available_datasets():
@@ -41,7 +43,14 @@ class Config(RecBoleConfig):
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
-        for path in (PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "model" / f"{model}.yaml"):
+        files = [PROPERTIES_DIR / "overall.yaml"]
+        # The generic DaRec model composes a zoo model named by `backbone`: that model's defaults come first.
+        backbone = self.external_config_dict.get("backbone")
+        if backbone:
+            files += [RECBOLE_PROPERTIES_DIR / "model" / f"{backbone}.yaml", PROPERTIES_DIR / "model" / f"{backbone}.yaml"]
+        # Base classes first (LightGCNBackbone, DaRecMixin, ...), so a composed model inherits its parts' defaults.
+        files += [PROPERTIES_DIR / "model" / f"{klass.__name__}.yaml" for klass in reversed(model_class.__mro__)]
+        for path in files:
             if path.is_file():
                 self._update_internal_config_dict(str(path))
         dataset_file = DATASET_CONFIG_DIR / f"{dataset}.yaml"

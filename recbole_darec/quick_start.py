@@ -33,7 +33,10 @@ def build(config):
     model_class = config.model_class
     prepare = getattr(model_class, "prepare_data", None)
     if prepare is not None:
+        init_seed(config["seed"], config["reproducibility"])
         prepare(config)  # e.g. build semantic embedding files before RecBole loads the dataset
+    # Seed right before the split: a random split (ml-100k) must be the same whatever ran before.
+    init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])

@@ -321,17 +321,19 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
     return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))
 
 
-def grad_norms(terms: Dict[str, torch.Tensor], wrt: torch.Tensor) -> Dict[str, float]:
-    """L2 norm of each term's gradient w.r.t. ``wrt`` (0.0 where a term does not reach it).
+def grad_norms(terms: Dict[str, torch.Tensor], wrt) -> Dict[str, float]:
+    """L2 norm of each term's gradient w.r.t. ``wrt`` -- a tensor or a sequence of tensors, whose gradients
+    are taken together (0.0 where a term does not reach them).
 
     A debug helper for logging each loss term's gradient share at the first step; it keeps the graph
     (retain_graph) so the caller can still call ``backward`` on the sum.
     """
+    wrt = [wrt] if isinstance(wrt, torch.Tensor) else list(wrt)
     out = {}
     for name, value in terms.items():
         if not value.requires_grad:
             out[name] = 0.0
             continue
-        (g,) = torch.autograd.grad(value, wrt, retain_graph=True, allow_unused=True)
-        out[name] = 0.0 if g is None else float(g.norm())
+        grads = torch.autograd.grad(value, wrt, retain_graph=True, allow_unused=True)
+        out[name] = math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None))
     return out
