@@ -1,0 +1,17 @@
+"""LLM-side representations: profile texts -> local transformers encoder -> RecBole atomic embedding files.
+
+Public API:
+    ensure_semantic_embeddings(config, encoder=None, force=False) -- build/check ``<ds>.useremb``/``<ds>.itememb``
+        and set the Config keys that make RecBole load them (call from a model's ``prepare_data``).
+    register_semantic_buffers(model, dataset, fp16=False, check_split=True) -- frozen buffers
+        ``user_semantic``/``item_semantic`` + ``*_mask`` on a model, rows = RecBole internal ids.
+    generate_profile_texts(config, sides) -- the profile texts alone (user texts: training interactions only).
+    TextEncoder -- the batched mean-pooling encoder; SEMANTIC_DEFAULTS -- the ``semantic_*`` config keys.
+"""
+from recbole_darec.semantic.build import (SEMANTIC_DEFAULTS, ensure_semantic_embeddings, generate_profile_texts,
+                                         semantic_settings)
+from recbole_darec.semantic.encoder import TextEncoder, default_encoder_path
+from recbole_darec.semantic.loading import apply_semantic_config, register_semantic_buffers
+
+__all__ = ["ensure_semantic_embeddings", "register_semantic_buffers", "apply_semantic_config", "TextEncoder",
+           "default_encoder_path", "generate_profile_texts", "semantic_settings", "SEMANTIC_DEFAULTS"]

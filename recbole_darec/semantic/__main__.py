@@ -1,0 +1,69 @@
+"""Build (or check) a dataset's LLM-side embedding files.
+
+Usage::
+
+    python -m recbole_darec.semantic --dataset=ml-100k [--encoder=NAME_OR_PATH] [--device=cuda]
+        [--batch_size=64] [--max_length=256] [--model=BPR] [--config_files="a.yaml b.yaml"] [--force]
+        [--key=value ...]
+
+The split that user profiles are built from is the one a run with the same config gets, so pass the same
+``--config_files`` / ``--key=value`` overrides (seed, eval_args, ...) you will train with; a run whose split
+differs rebuilds the profiles itself. ``--model`` only selects which model YAML defaults apply.
+"""
+import argparse
+import sys
+
+from recbole_darec.semantic.build import ensure_semantic_embeddings
+
+
+def _parse_value(text):
+    """RecBole-style literal: numbers, booleans, None, lists; anything else stays a string."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv=None):
+    """Command-line entry point; returns the process exit status."""
+    parser = argparse.ArgumentParser(prog="python -m recbole_darec.semantic", description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True, help="dataset name, e.g. ml-100k")
+    parser.add_argument("--encoder", default=None, help="HF model name or local folder (default: bundled MiniLM)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the config's device)")
+    parser.add_argument("--batch_size", type=int, default=None, help="texts per forward pass (default 64)")
+    parser.add_argument("--max_length", type=int, default=None, help="truncation in tokens (default: encoder's)")
+    parser.add_argument("--model", default="BPR", help="model whose defaults shape the config (default BPR)")
+    parser.add_argument("--config_files", default=None, help="space-separated YAML files, as in run_recbole")
+    parser.add_argument("--force", action="store_true", help="re-encode even when the cache is current")
+    args, extra = parser.parse_known_args(argv)
+    overrides = {}
+    for item in extra:
+        key, eq, value = item.lstrip("-").partition("=")
+        if not item.startswith("--") or not eq:
+            parser.error(f"unrecognised argument {item!r} (use --key=value)")
+        overrides[key] = _parse_value(value)
+    for key, value in (("semantic_encoder", args.encoder), ("semantic_device", args.device),
+                       ("semantic_batch_size", args.batch_size), ("semantic_max_length", args.max_length)):
+        if value is not None:
+            overrides[key] = value
+
+    from recbole_darec import Config  # applies the compat fixes before RecBole is used
+
+    try:
+        config = Config(model=args.model, dataset=args.dataset,
+                        config_file_list=args.config_files.split() if args.config_files else None,
+                        config_dict=overrides)
+        result = ensure_semantic_embeddings(config, force=args.force)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for side, info in result.items():
+        state = "built" if info["rebuilt"] else "up to date"
+        print(f"{info['path']}: {info['count']} {side}s x {info['dim']} ({info['source']}, {state})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

