@@ -1,0 +1,1 @@
+from recbole_darec.model.backbones.lightgcl import LightGCL  # noqa: F401

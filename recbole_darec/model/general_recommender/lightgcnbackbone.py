@@ -1,0 +1,1 @@
+from recbole_darec.model.backbones.lightgcn import LightGCNBackbone  # noqa: F401

@@ -1,0 +1,1 @@
+from recbole_darec.model.backbones.sgl import SGLBackbone  # noqa: F401

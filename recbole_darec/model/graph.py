@@ -1,0 +1,125 @@
+"""Vectorised user-item graph utilities on torch sparse tensors, shared by the graph backbones.
+
+Node ids follow RecBole's LightGCN: users are ``0..n_users-1``, items are ``n_users..n_users+n_items-1``.
+Every function works on the device of its inputs and loops over layers only, never over edges.
+
+Two edge-dropout conventions exist in the literature and both are here:
+
+* ``drop_edges`` + ``sym_norm_adj`` (SGL, Wu et al. 2021): keep exactly ``round(keep * n_edges)`` interactions
+  (both directions of an edge together) and re-normalise the graph with the new degrees.
+* ``sparse_dropout`` (RLMRec, Ren et al. 2024, and LightGCL, Cai et al. 2023): drop entries of the already
+  normalised adjacency independently and scale survivors by ``1 / keep`` (inverted dropout, no re-normalisation).
+"""
+import torch
+
+DEGREE_EPS = 1e-7  # RecBole's LightGCN/SGL add this to every degree before the inverse square root
+
+
+def interaction_edges(dataset, device=None):
+    """Unique (user, item) pairs of a RecBole dataset's ``inter_feat`` as two LongTensors.
+
+    Repeated interactions count once, as in RecBole's LightGCN (its dok matrix keys are (row, col) pairs).
+    """
+    users = torch.as_tensor(dataset.inter_feat[dataset.uid_field], dtype=torch.long, device=device)
+    items = torch.as_tensor(dataset.inter_feat[dataset.iid_field], dtype=torch.long, device=device)
+    n_items = dataset.item_num
+    keys = torch.unique(users * n_items + items)  # sorted, so the result is deterministic
+    return keys // n_items, keys % n_items
+
+
+def _inv_sqrt_degree(index, size, eps):
+    # float64 like RecBole's numpy computation, so the float32 result matches it to the last bit or so
+    deg = torch.bincount(index, minlength=size).to(torch.float64)
+    return (deg + eps).pow(-0.5)
+
+
+def sym_norm_adj(users, items, n_users, n_items, eps=DEGREE_EPS):
+    """Symmetric-normalised bipartite adjacency ``D^-1/2 A D^-1/2`` of size ``(n_users+n_items)^2``.
+
+    ``A`` has a 1 for every (user, item) pair in both directions; ``D`` is its degree (+``eps``), exactly as
+    RecBole's ``LightGCN.get_norm_adj_mat``. Pairs must be unique (see :func:`interaction_edges`).
+    Returns a coalesced float32 COO tensor.
+    """
+    n = n_users + n_items
+    d_user = _inv_sqrt_degree(users, n_users, eps)
+    d_item = _inv_sqrt_degree(items, n_items, eps)
+    values = (d_user[users] * d_item[items]).float()
+    rows = torch.cat([users, items + n_users])
+    cols = torch.cat([items + n_users, users])
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), torch.cat([values, values]), (n, n),
+                                   check_invariants=False).coalesce()
+
+
+def norm_interaction(users, items, n_users, n_items):
+    """User x item matrix ``D_u^-1/2 R D_i^-1/2`` (LightGCL's input to the SVD), coalesced float32 COO.
+
+    No epsilon is needed: an entry exists only where both degrees are at least 1.
+    """
+    d_user = _inv_sqrt_degree(users, n_users, 0.0)
+    d_item = _inv_sqrt_degree(items, n_items, 0.0)
+    values = (d_user[users] * d_item[items]).float()
+    return torch.sparse_coo_tensor(torch.stack([users, items]), values, (n_users, n_items),
+                                   check_invariants=False).coalesce()
+
+
+def drop_edges(users, items, keep_prob, generator=None):
+    """SGL edge dropout: keep exactly ``int(n_edges * keep_prob)`` interactions, chosen without replacement."""
+    if not 0.0 < keep_prob <= 1.0:
+        raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
+    n_keep = int(users.numel() * keep_prob)
+    kept = torch.randperm(users.numel(), generator=generator, device=users.device)[:n_keep]
+    return users[kept], items[kept]
+
+
+def drop_nodes(users, items, n_users, n_items, drop_ratio, generator=None):
+    """SGL node dropout: remove every edge of ``int(n * drop_ratio)`` random users and as many random items.
+
+    Returns the surviving (users, items) and boolean keep masks over users and items.
+    """
+    if not 0.0 <= drop_ratio < 1.0:
+        raise ValueError(f"drop_ratio must be in [0, 1), got {drop_ratio}")
+    device = users.device
+    user_keep = torch.ones(n_users, dtype=torch.bool, device=device)
+    item_keep = torch.ones(n_items, dtype=torch.bool, device=device)
+    user_keep[torch.randperm(n_users, generator=generator, device=device)[: int(n_users * drop_ratio)]] = False
+    item_keep[torch.randperm(n_items, generator=generator, device=device)[: int(n_items * drop_ratio)]] = False
+    alive = user_keep[users] & item_keep[items]
+    return users[alive], items[alive], user_keep, item_keep
+
+
+def sparse_dropout(adj, keep_prob, generator=None):
+    """RLMRec/LightGCL edge dropout on a normalised coalesced COO matrix: keep each entry with ``keep_prob``
+    independently and divide survivors by ``keep_prob`` (inverted dropout). ``keep_prob == 1`` returns ``adj``."""
+    if not 0.0 < keep_prob <= 1.0:
+        raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
+    if keep_prob == 1.0:
+        return adj
+    values = adj.values()
+    mask = torch.rand(values.shape, generator=generator, device=values.device) < keep_prob
+    return torch.sparse_coo_tensor(
+        adj.indices()[:, mask], values[mask] / keep_prob, adj.shape, is_coalesced=True, check_invariants=False
+    )
+
+
+def propagate(adj, ego, n_layers, combine="mean", return_layers=False):
+    """LightGCN propagation ``E^(l) = adj @ E^(l-1)`` and the combination of layers ``0..n_layers``.
+
+    Args:
+        adj: sparse (N x N) tensor, or a list of ``n_layers`` of them (one graph per layer, SGL's RW view).
+        ego: dense (N x d) layer-0 embeddings.
+        n_layers: number of propagation steps.
+        combine: ``"mean"`` (RecBole's LightGCN/SGL) or ``"sum"`` (RLMRec, LightGCL).
+        return_layers: also return the list of per-layer embeddings.
+    """
+    if combine not in ("mean", "sum"):
+        raise ValueError(f"combine must be 'mean' or 'sum', got {combine!r}")
+    graphs = adj if isinstance(adj, (list, tuple)) else [adj] * n_layers
+    if len(graphs) != n_layers:
+        raise ValueError(f"got {len(graphs)} per-layer graphs for n_layers={n_layers}")
+    layers = [ego]
+    for graph in graphs:
+        layers.append(torch.sparse.mm(graph, layers[-1]))
+    combined = torch.stack(layers, dim=0).sum(dim=0)
+    if combine == "mean":
+        combined = combined / len(layers)
+    return (combined, layers) if return_layers else combined
