@@ -1,0 +1,154 @@
+"""The Ray Tune trainable: one RecBole training run that reports validation metrics after every evaluation.
+
+Test metrics are never computed here; the sweep evaluates the best configuration on test once, afterwards.
+Each trial keeps its RecBole checkpoints (``latest.pth`` for resuming, ``best.pth`` for the final evaluation) in
+``<trial working dir>/checkpoints`` and hands that folder to Ray with every report, so a retried or resumed trial
+continues from its last evaluation and the best model survives on the experiment's storage.
+"""
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+# Fault injection for checking retries: a trial whose config holds this key (a file path) raises once, right
+# after its first report, when that file does not exist yet (it creates the file first, so the retry succeeds).
+FAIL_ONCE_KEY = "tune_fail_once"
+LATEST_FILE = "latest.pth"
+BEST_FILE = "best.pth"
+BEST_KEY = "tune_best"  # in latest.pth: epoch and valid metrics of the trial's best evaluation
+
+
+@contextlib.contextmanager
+def recbole_environment():
+    """Build RecBole configs without side effects on the caller.
+
+    RecBole's Config reads ``--key=value`` from ``sys.argv`` (in a Ray worker those are Ray's own flags) and
+    overwrites ``CUDA_VISIBLE_DEVICES`` (which would change the GPUs Ray sees when the driver starts it).
+    """
+    argv, cuda = sys.argv, os.environ.get("CUDA_VISIBLE_DEVICES")
+    sys.argv = argv[:1]
+    try:
+        yield
+    finally:
+        sys.argv = argv
+        if cuda is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = cuda
+
+
+def build_config(model, dataset, config_dict):
+    """The plugin Config for ``model``/``dataset`` from a plain dict, ignoring the process's command line."""
+    import recbole_darec  # noqa: F401  (compat shims first)
+    from recbole_darec.config import Config
+
+    with recbole_environment():
+        return Config(model=model, dataset=dataset, config_dict=dict(config_dict))
+
+
+def train_trial(params, settings):
+    """Ray Tune function trainable.
+
+    Args:
+        params (dict): the sampled parameters (config keys) of this trial.
+        settings (dict): ``model``, ``dataset``, ``config_dict`` (files, fixed values and overrides, merged by
+            the driver so workers need no config files), ``cpus_per_trial``, ``gpus_per_trial``.
+    """
+    import recbole_darec  # noqa: F401  (compat shims must apply inside the worker process too)
+    import torch
+    from ray import tune
+    from recbole.utils import init_seed
+
+    from recbole_darec.quick_start import build
+    from recbole_darec.trainer import load_checkpoint
+
+    _quiet_worker()
+    torch.set_num_threads(max(1, int(settings.get("cpus_per_trial") or 1)))
+    params = dict(params)
+    config_dict = {**settings["config_dict"], **params}
+    fail_marker = config_dict.pop(FAIL_ONCE_KEY, None)
+    # Ray runs each trial in its own working directory; the trial id keeps folders apart even when it does not
+    # (RAY_CHDIR_TO_TRIAL_DIR=0). Files from an earlier attempt are dropped: Ray's checkpoint is the truth.
+    checkpoint_dir = Path.cwd() / "checkpoints" / tune.get_context().get_trial_id()
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    checkpoint_dir.mkdir(parents=True)
+    config_dict.update(
+        checkpoint_dir=str(checkpoint_dir),
+        show_progress=False,
+        # Ray has set CUDA_VISIBLE_DEVICES to this trial's GPU share; RecBole rewrites it from gpu_id.
+        gpu_id=os.environ.get("CUDA_VISIBLE_DEVICES", "") if settings.get("gpus_per_trial") else "",
+    )
+    config = build_config(settings["model"], settings["dataset"], config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    _, (train_data, valid_data, _), _, trainer = build(config)
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:  # a retried or resumed trial: continue after its last evaluation
+        with checkpoint.as_directory() as folder:
+            for name in (LATEST_FILE, BEST_FILE):
+                if (Path(folder) / name).is_file():
+                    shutil.copy2(Path(folder) / name, checkpoint_dir / name)
+        trainer.resume_checkpoint(checkpoint_dir / LATEST_FILE)
+    reporter = _Reporter(checkpoint_dir, fail_marker)
+    if checkpoint is not None:
+        reporter.best = load_checkpoint(checkpoint_dir / LATEST_FILE).get(BEST_KEY, {})
+    trainer.epoch_callback = reporter
+    trainer.fit(train_data, valid_data, verbose=False, saved=False, show_progress=False)
+
+
+def _quiet_worker():
+    # Every worker would repeat RecBole's pandas FutureWarnings and Ray's per-report "Checkpoint successfully
+    # created" line into the driver's console; errors and other warnings still come through.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+
+
+class _Reporter:
+    """Trainer epoch callback: save checkpoints, then report the validation metrics to Ray."""
+
+    def __init__(self, checkpoint_dir, fail_marker=None):
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.fail_marker = fail_marker
+        self.best = {}  # epoch and valid metrics of the best evaluation so far (kept in latest.pth for resumes)
+
+    def __call__(self, trainer, epoch_idx, valid_score, valid_result):
+        import ray
+        import torch
+        from ray import tune
+        from recbole.utils import early_stopping
+
+        # The callback runs before RecBole updates its early-stopping state, so compute that update here: the
+        # checkpoint must hold the state *after* this evaluation for a resumed trial to stop at the same epoch.
+        best, cur_step, stop, improved = early_stopping(
+            float(valid_score), trainer.best_valid_score, trainer.cur_step,
+            max_step=trainer.stopping_step, bigger=trainer.valid_metric_bigger,
+        )
+        if improved:
+            trainer._save_checkpoint(epoch_idx, verbose=False, saved_model_file=str(self.checkpoint_dir / BEST_FILE))
+            self.best = {"epoch": int(epoch_idx), **{k: float(v) for k, v in valid_result.items()}}
+        state = trainer._checkpoint_state(epoch_idx)
+        state.update(best_valid_score=float(best), cur_step=cur_step)
+        state[BEST_KEY] = dict(self.best)
+        tmp = self.checkpoint_dir / f"{LATEST_FILE}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_dir / LATEST_FILE)
+
+        metrics = {
+            "valid_score": float(valid_score),
+            "best_valid_score": float(best),
+            "epoch": int(epoch_idx),
+            "early_stop": bool(stop),  # RecBole's own early stopping ends the trial after this report
+            # The best evaluation so far travels in every report: Ray's result.json may lose rows reported just
+            # before a failure, the last result of a trial is always kept.
+            "best_epoch": self.best.get("epoch", -1),
+            **{f"best_valid_{k}": v for k, v in self.best.items() if k != "epoch"},
+            "node_id": ray.get_runtime_context().get_node_id(),
+            **{f"valid_{name}": float(value) for name, value in valid_result.items()},
+        }
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(self.checkpoint_dir)))
+        if self.fail_marker and not os.path.exists(self.fail_marker):
+            Path(self.fail_marker).touch()
+            raise RuntimeError(f"injected failure ({FAIL_ONCE_KEY}={self.fail_marker}); the retry will pass")
