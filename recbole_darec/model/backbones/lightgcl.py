@@ -36,7 +36,7 @@ class LightGCL(GraphBackbone):
     """
 
     loss_names = ("bpr", "reg", "cl")
-    defaults = {"n_layers": 2, "reg_weight": 1e-7, "svd_rank": 5, "cl_temperature": 0.2, "cl_weight": 0.2,
+    defaults = {"n_layers": 2, "reg_weight": 1e-7, "svd_rank": 5, "cl_temperature": 0.2, "cl_weight": 0.01,
                 "cl_similarity": "dot", "edge_keep_prob": 1.0}
 
     def __init__(self, config, dataset):
