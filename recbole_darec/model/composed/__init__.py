@@ -1,0 +1,1 @@
+"""Backbone + alignment-head compositions: semantic tables, DaRec and RLMRec head mixins, zoo adapter."""

@@ -1,0 +1,68 @@
+"""DaRec head mixin: adds the disentangled-alignment terms to any backbone's loss.
+
+Reference: Xihong Yang et al. "A Disentangled Alignment Framework for Large Language Model and Recommender
+System." ICDE 2025 (arXiv 2408.08231). Formulas and the gradient-balance switches: ``alignment/darec_head.py``.
+
+Per step: Ω = the batch's unique users and positive items (at most ``darec_sample_size``), their final CF rows
+(the embeddings the backbone scores with) and frozen LLM rows go through :class:`DaRecHead`; rows without a profile
+are masked out. Scoring uses the backbone's embeddings (plug-and-play) unless ``darec_score_with: shared_specific``.
+"""
+import torch
+
+from recbole_darec.model.alignment import DaRecHead
+from recbole_darec.model.alignment.darec_head import DARec_TERMS
+from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys, config_value
+
+# DaRecHead parameter -> config key (defaults: properties/model/DaRecMixin.yaml, else DaRecHead's signature).
+HEAD_KEYS = {
+    "lam": "darec_lambda", "n_clusters": "darec_k", "sample_size": "darec_sample_size", "d_proj": "darec_d_proj",
+    "w_global": "darec_w_global", "w_local": "darec_w_local", "w_orth": "darec_w_orth", "w_unif": "darec_w_unif",
+    "unif_sample": "darec_unif_sample", "local_mode": "darec_local_mode", "global_mode": "darec_global_mode",
+    "kmeans_iters": "darec_kmeans_iters", "regularizer_stopgrad": "darec_regularizer_stopgrad",
+    "structure_grad_scale": "darec_structure_grad_scale", "center_llm": "darec_center_llm",
+    "warmup_steps": "darec_warmup_steps",
+}
+SCORE_MODES = ("backbone", "shared_specific")
+
+
+class DaRecMixin(SemanticMixin):
+    """Composes :class:`DaRecHead` with the backbone it is mixed into (listed after it in the bases)."""
+
+    head_loss_names = DARec_TERMS
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        # parameters
+        self.score_with = config_value(config, "darec_score_with", "backbone")
+        if self.score_with not in SCORE_MODES:
+            raise ValueError(f"config darec_score_with={self.score_with!r}: must be one of {SCORE_MODES}")
+        self._grad_share_pending = bool(config_value(config, "log_grad_share", False))
+        # layers
+        head_factory = lambda **kw: DaRecHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
+        self.head = build_with_config_keys(head_factory, config, HEAD_KEYS)
+
+    def sample_omega(self, interaction):
+        """Ω: unique users and positive items of the batch, capped at N̂ (the head's cost is independent of |V|)."""
+        return DaRecHead.sample_nodes(interaction[self.USER_ID], interaction[self.ITEM_ID], self.head.sample_size)
+
+    def head_loss(self, interaction, user_all, item_all):
+        users, items = self.sample_omega(interaction)
+        cf_rows = torch.cat([user_all[users], item_all[items]])  # gather first, project only Ω
+        llm_rows, mask = self.semantic_rows(users, items)
+        return self.head(cf_rows, llm_rows, mask=mask)
+
+    def _eval_embeddings(self):
+        user_all, item_all = super()._eval_embeddings()
+        if self.score_with == "backbone":
+            return user_all, item_all
+        # Switch (DESIGN §3.8): score with the disentangled representation [C_sh || C_sp].
+        join = lambda e: torch.cat([self.head.cf_shared(e), self.head.cf_specific(e)], dim=1)  # noqa: E731
+        return join(user_all), join(item_all)
+
+    @torch.no_grad()
+    def user_clusters(self):
+        """(user shared CF representations, their K-means labels) for the t-SNE "interest clusters" figure."""
+        user_all, _ = self.forward()
+        users = torch.arange(1, self.n_users, device=user_all.device)  # skip [PAD]
+        shared = self.head.cf_shared(user_all[users])
+        return shared, self.head.cluster_labels(user_all[users])

@@ -1,0 +1,59 @@
+"""RLMRec head mixins (Ren et al., "Representation Learning with Large Language Models for Recommendation",
+WWW 2024): the comparison baselines, composed with backbones exactly like DaRec.
+
+* RLMRec-Con: each batch user's, positive item's and negative item's CF row is pulled (cosine InfoNCE, in-batch
+  negatives) towards its profile embedding mapped into the CF space; weight ``kd_weight``, temperature ``kd_tau``.
+* RLMRec-Gen: ``mask_ratio`` of all nodes get a learnable token as layer-0 embedding; the propagated rows of the
+  masked nodes are decoded to the LLM space and contrasted with their profiles; weight ``recon_weight``,
+  temperature ``recon_tau``. The masked propagation is also the one the backbone's loss uses (one pass per step).
+"""
+import torch
+
+from recbole_darec.model.alignment import RLMRecConHead, RLMRecGenHead
+from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys
+
+
+class RLMRecConMixin(SemanticMixin):
+    """Composes :class:`RLMRecConHead` with the backbone listed after it in the bases."""
+
+    head_loss_names = ("rlmrec_con",)
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        factory = lambda **kw: RLMRecConHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
+        self.head = build_with_config_keys(factory, config, {"kd_weight": "kd_weight", "tau": "kd_tau"})
+
+    def head_loss(self, interaction, user_all, item_all):
+        total = user_all.new_zeros(())
+        for field, side, table in ((self.USER_ID, "user", user_all), (self.ITEM_ID, "item", item_all),
+                                   (self.NEG_ITEM_ID, "item", item_all)):
+            ids = interaction[field]
+            llm = getattr(self, f"{side}_semantic")[ids].float()
+            mask = getattr(self, f"{side}_semantic_mask")[ids]
+            total = total + self.head(table[ids], llm, mask=mask)["rlmrec_con"]
+        return {"rlmrec_con": total}
+
+
+class RLMRecGenMixin(SemanticMixin):
+    """Composes :class:`RLMRecGenHead` with the backbone; needs ``get_ego_embeddings`` and ``forward(ego_override)``."""
+
+    head_loss_names = ("rlmrec_gen",)
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        factory = lambda **kw: RLMRecGenHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
+        self.head = build_with_config_keys(
+            factory, config, {"recon_weight": "recon_weight", "mask_ratio": "mask_ratio", "tau": "recon_tau"})
+        self._masked_index = None
+
+    def training_embeddings(self, interaction):
+        # Mask layer-0 rows; the masked propagation feeds both the backbone loss and the reconstruction.
+        masked_ego, self._masked_index = self.head.mask_nodes(self.get_ego_embeddings())
+        return self.forward(ego_override=masked_ego)
+
+    def head_loss(self, interaction, user_all, item_all):
+        index = self._masked_index
+        out_rows = torch.cat([user_all, item_all])[index]
+        llm_all = torch.cat([self.user_semantic, self.item_semantic]).float()
+        mask_all = torch.cat([self.user_semantic_mask, self.item_semantic_mask])
+        return self.head(out_rows, llm_all[index], mask=mask_all[index])

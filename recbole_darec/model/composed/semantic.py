@@ -1,0 +1,89 @@
+"""What every LLM-aligned model shares: the frozen semantic tables and the composed training step.
+
+A model is ``class DaRecLightGCN(DaRecMixin, LightGCNBackbone)``. The head mixins (``darec.py``, ``rlmrec.py``)
+build on :class:`SemanticMixin`, which works with any backbone exposing ``forward() -> (user_all, item_all)``,
+``backbone_loss(interaction, user_all, item_all)`` (a tuple of terms), ``loss_names`` and ``clear_cache()``;
+``zoo.py`` adapts RecBole's own models to that interface.
+"""
+import logging
+
+import torch
+
+from recbole_darec.model.alignment import grad_norms
+from recbole_darec.semantic import ensure_semantic_embeddings, register_semantic_buffers
+from recbole_darec.semantic.build import semantic_settings
+
+
+def config_value(config, key, default):
+    """``config[key]`` unless unset (RecBole's Config returns None for unknown keys)."""
+    value = config[key] if key in config else None
+    return default if value is None else value
+
+
+def build_with_config_keys(factory, config, key_of_param):
+    """Call ``factory(**kwargs)`` with the config keys that are set (others keep the factory's defaults);
+    a ValueError from the factory is re-raised naming the offending config key.
+
+    The head is initialised on a forked RNG, so adding a head does not shift the random stream the backbone
+    sees afterwards (with λ = 0 a composed model trains exactly like its backbone)."""
+    kwargs = {param: config[key] for param, key in key_of_param.items() if key in config and config[key] is not None}
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return factory(**kwargs)
+    except ValueError as err:
+        named = [f"{key}={kwargs.get(param)!r}" for param, key in key_of_param.items()
+                 if str(err).startswith(param)]
+        raise ValueError(f"invalid config {', '.join(named) or ''}: {err}") from None
+
+
+class SemanticMixin:
+    """Loads the frozen LLM-side tables (``user_semantic``/``item_semantic`` + masks) before the backbone runs."""
+
+    @classmethod
+    def prepare_data(cls, config):
+        """Build (or check) the dataset's semantic embedding files and tell RecBole to load them."""
+        ensure_semantic_embeddings(config)
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        settings = semantic_settings(config)  # semantic_* keys, defaults in recbole_darec/semantic/build.py
+        self.semantic_dim = register_semantic_buffers(self, dataset, fp16=bool(settings["semantic_fp16"]),
+                                                      check_split=bool(settings["semantic_check_split"]))
+
+    def semantic_rows(self, users, items):
+        """LLM rows and has-profile mask for the given users then items (one matrix, users first)."""
+        llm = torch.cat([self.user_semantic[users], self.item_semantic[items]]).float()
+        mask = torch.cat([self.user_semantic_mask[users], self.item_semantic_mask[items]])
+        return llm, mask
+
+    def training_embeddings(self, interaction):
+        """The (user_all, item_all) one training step uses for both the backbone loss and the head."""
+        return self.forward()
+
+    def calculate_loss(self, interaction):
+        self.clear_cache()
+        user_all, item_all = self.training_embeddings(interaction)
+        terms = tuple(self.backbone_loss(interaction, user_all, item_all))
+        head_terms = self.head_loss(interaction, user_all, item_all)
+        self._log_grad_share_once(terms, head_terms)
+        return terms + tuple(head_terms.values())
+
+    @property
+    def loss_names(self):
+        return tuple(self.backbone_loss_names) + self.head_loss_names
+
+    @property
+    def backbone_loss_names(self):
+        return super().loss_names
+
+    def _log_grad_share_once(self, terms, head_terms):
+        """With ``log_grad_share: True``, log each term's gradient norm on the embedding tables at the first step."""
+        if not getattr(self, "_grad_share_pending", False) or not self.training:
+            return
+        self._grad_share_pending = False
+        tables = [p for n, p in self.named_parameters() if n.endswith("embedding.weight")]
+        norms = grad_norms(dict(zip(self.backbone_loss_names, terms), **head_terms), tables)
+        base = norms.get(self.backbone_loss_names[0]) or float("nan")
+        shares = ", ".join(f"{k}: {v:.3g} ({v / base:.3g}x)" for k, v in norms.items())
+        logging.getLogger().info(f"gradient norm on embedding tables at step 1 (ratio to {self.backbone_loss_names[0]}): {shares}")
+        self.first_step_grad_norms = norms
