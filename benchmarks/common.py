@@ -1,0 +1,49 @@
+"""Shared bits of the benchmark scripts: the machine/version header and a repeat timer."""
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def environment_header():
+    """One block naming the machine and the versions that decide the numbers."""
+    import numpy
+    import recbole
+    import scipy
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    lines = [
+        f"machine: {platform.platform()} | cpu: {platform.processor() or platform.machine()} x{os.cpu_count()} "
+        f"| torch threads: {torch.get_num_threads()} | gpu: {device}",
+        f"load average (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        f"python {platform.python_version()} | torch {torch.__version__} | recbole {recbole.__version__} "
+        f"| numpy {numpy.__version__} | scipy {scipy.__version__}",
+    ]
+    return "\n".join(lines)
+
+
+def sync(device):
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeats, device="cpu"):
+    """Median and min wall seconds of ``repeats`` calls of ``fn`` (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), min(times)

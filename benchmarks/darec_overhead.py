@@ -1,0 +1,97 @@
+"""Cost of the DaRec head: per-epoch time of DaRecLightGCN vs the plugin's LightGCNBackbone, and the head's time per
+step as the graph grows 10x with N̂ fixed.
+
+    python benchmarks/darec_overhead.py [--dataset=yelp] [--repeats=3] [--device=cpu|cuda] [--llm-dim=1536]
+
+Part 1 uses the real yelp split (RLMRec protocol settings) with GENERATED STAND-IN LLM embeddings (random
+N x 1536 float32 rows, the shape of RLMRec's ada-002 files -- not real profiles: only the cost is measured here).
+They are written once into a temporary copy of the dataset, never into dataset/. Target (DESIGN §10): ratio <= 1.25.
+Part 2 times one step of the head alone (Ω sampling, row gathers, projections, the four terms, backward) on random
+tables of 1x and 10x yelp's size with the same batch and N̂. Target: ratio ~1 (cost independent of |V|).
+"""
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import environment_header, timed
+
+from recbole_darec import Config
+from recbole_darec.config import DATASET_DIR
+from recbole_darec.model.alignment import DaRecHead
+from recbole_darec.quick_start import build
+
+
+def standin_dataset(root, dataset, llm_dim, seed=0):
+    """Copy the dataset's .inter files to ``root`` and add random (stand-in) .useremb/.itememb files."""
+    src, dst = DATASET_DIR / dataset, Path(root) / dataset
+    dst.mkdir(parents=True)
+    for f in src.glob(f"{dataset}*.inter"):
+        shutil.copy(f, dst / f.name)
+    rng = np.random.default_rng(seed)
+    for side, id_col, emb_col, ext in (("user", "uid", "user_emb", "useremb"), ("item", "iid", "item_emb", "itememb")):
+        tokens = set()
+        for f in dst.glob(f"{dataset}*.inter"):
+            column = 0 if side == "user" else 1
+            tokens |= {line.split("\t")[column] for line in f.read_text().splitlines()[1:]}
+        with open(dst / f"{dataset}.{ext}", "w") as fh:
+            fh.write(f"{id_col}:token\t{emb_col}:float_seq\n")
+            for token in sorted(tokens, key=int):
+                fh.write(token + "\t" + " ".join(f"{x:.5f}" for x in rng.standard_normal(llm_dim)) + "\n")
+
+
+def epoch_times(data_root, dataset, device, repeats):
+    times = {}
+    for name in ("LightGCNBackbone", "DaRecLightGCN"):
+        config = Config(model=name, dataset=dataset, config_dict={
+            "state": "ERROR", "data_path": str(data_root), "use_gpu": device == "cuda", "show_progress": False})
+        _, (train_data, *_), model, trainer = build(config)
+        times[name] = timed(lambda: trainer._train_epoch(train_data, 0), repeats, config["device"])[0]
+        if device == "cuda":
+            print(f"  {name}: peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+    return times
+
+
+def head_step_time(n_users, n_items, llm_dim, device, repeats, batch=4096, d=32):
+    gen = torch.Generator().manual_seed(0)
+    user_table = torch.randn(n_users, d, generator=gen).to(device).requires_grad_()
+    item_table = torch.randn(n_items, d, generator=gen).to(device).requires_grad_()
+    user_llm = torch.randn(n_users, llm_dim, generator=gen).to(device)
+    item_llm = torch.randn(n_items, llm_dim, generator=gen).to(device)
+    users = torch.randint(n_users, (batch,), generator=gen).to(device)
+    items = torch.randint(n_items, (batch,), generator=gen).to(device)
+    head = DaRecHead(d, llm_dim, unif_sample=1024).to(device)
+
+    def step():
+        u, i = DaRecHead.sample_nodes(users, items, head.sample_size)
+        terms = head(torch.cat([user_table[u], item_table[i]]), torch.cat([user_llm[u], item_llm[i]]))
+        sum(terms.values()).backward()
+
+    return timed(step, repeats, device)[0]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default="yelp")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--llm-dim", type=int, default=1536)
+    args = parser.parse_args()
+    print(environment_header())
+    print(f"LLM side: GENERATED STAND-IN embeddings ({args.llm_dim}-d random rows), cost measurement only")
+    with tempfile.TemporaryDirectory() as root:
+        standin_dataset(root, args.dataset, args.llm_dim)
+        times = epoch_times(root, args.dataset, args.device, args.repeats)
+    base, darec = times["LightGCNBackbone"], times["DaRecLightGCN"]
+    print(f"part 1, {args.dataset}: epoch LightGCNBackbone {base:.3f}s, DaRecLightGCN {darec:.3f}s, "
+          f"ratio {darec / base:.2f} (target <= 1.25)")
+    small = head_step_time(11_091, 11_010, args.llm_dim, args.device, args.repeats)
+    large = head_step_time(110_910, 110_100, args.llm_dim, args.device, args.repeats)
+    print(f"part 2, head step (batch 4096, N̂ 4096): 1x yelp {small * 1e3:.1f} ms, 10x yelp {large * 1e3:.1f} ms, "
+          f"ratio {large / small:.2f} (target ~1)")
+
+
+if __name__ == "__main__":
+    main()
