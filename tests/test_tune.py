@@ -1,6 +1,7 @@
 """Ray Tune sweeps with real Ray on the CPU: BPR on ml-100k, 2-4 epochs, at most 2 CPUs per Ray instance."""
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -250,12 +251,19 @@ def _node_ports():
             "--worker-port-list", ",".join(map(str, p[6:]))]
 
 
-def _start_node(args, temp_dir, log):
+def _cluster_env():
+    # Ray >= 2.5x turns token authentication on for a head node when ~/.ray/auth_token exists, but a joining node
+    # only sends a token when told to: give head, worker and driver one token of their own, as on a real cluster.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN_PATH"}
+    return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
+def _start_node(args, temp_dir, log, env):
     # --block keeps `ray start` in the foreground: terminating it stops exactly the processes of this node
     # (`ray stop` would stop every Ray process of this user on the machine, other people's too).
     proc = subprocess.Popen([RAY_BIN, "start", "--block", "--num-cpus=1", "--disable-usage-stats",
                              f"--temp-dir={temp_dir}", *args, *_node_ports()],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     return proc
 
 
@@ -272,18 +280,19 @@ def _wait_started(log_path, proc, timeout=120):
 
 def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    (port, client_port), nodes = _free_ports(2), []
+    (port, client_port), nodes, env = _free_ports(2), [], _cluster_env()
     address = f"127.0.0.1:{port}"
     try:
         head_log = tmp_path / "head.log"
         with open(head_log, "w") as log:
             nodes.append(_start_node(["--head", f"--port={port}", "--node-ip-address=127.0.0.1",
                                       "--include-dashboard=false", f"--ray-client-server-port={client_port}"],
-                                     temp_dir, log))
+                                     temp_dir, log, env))
         _wait_started(head_log, nodes[0])
         worker_log = tmp_path / "worker.log"
         with open(worker_log, "w") as log:
-            nodes.append(_start_node([f"--address={address}", "--node-ip-address=127.0.0.1"], temp_dir, log))
+            nodes.append(_start_node([f"--address={address}", "--node-ip-address=127.0.0.1"],
+                                     temp_dir, log, env))
         _wait_started(worker_log, nodes[1])
 
         space = write_space(tmp_path, {"learning_rate": {"type": "grid", "values": [0.01, 0.005]}},
@@ -292,7 +301,7 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
         cmd = [PYTHON, str(REPO / "run_hyper.py"), "--model=BPR", "--dataset=ml-100k", f"--space={space}",
                f"--address={address}", f"--storage-path={tmp_path / 'runs'}", "--name=cluster",
                "--scheduler=fifo", "--cpus-per-trial=1", "--gpus-per-trial=0", "--verbose=0", *quick]
-        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240, env=env)
         assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
         table = pd.read_csv(tmp_path / "runs" / "cluster" / "trials.csv")
         assert len(table) == 2 and set(table["status"]) == {"TERMINATED"}
