@@ -81,3 +81,4 @@ def test_checkpoint_loads_with_weights_only(tmp_path, quick_config):
     config, model, *_ = load_data_and_model(str(checkpoint))
     assert torch.equal(model.user_embedding.weight, state["state_dict"]["user_embedding.weight"])
     assert config["embedding_size"] == 32
+

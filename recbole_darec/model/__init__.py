@@ -33,8 +33,10 @@ def get_model(name):
             return getattr(module, name)
     try:
         return get_recbole_model(name)
-    except ValueError:
+    except (ValueError, ImportError) as err:
+        # RecBole's search imports its exlib package (lightgbm, xgboost) for any name it has not found yet.
+        extra = f" (RecBole's zoo search also hit: {err})" if isinstance(err, ImportError) else ""
         raise ValueError(
             f"unknown model '{name}': plugin models are {', '.join(plugin_model_names())}; "
-            "RecBole's zoo (e.g. BPR, LightGCN, SGL, NCL, NGCF) is searched as well"
+            f"RecBole's zoo (e.g. BPR, LightGCN, SGL, NCL, NGCF) is searched as well{extra}"
         ) from None
