@@ -8,6 +8,8 @@ reports *test* metrics through ``tune.report`` -- the plugin never imports it (`
 run/objective functions); torch >= 2.6 loads checkpoints with ``weights_only=True`` and RecBole pickles its whole
 Config into them -- ``trainer.py`` saves a plain-dict config instead, so safe loading works.
 """
+import warnings
+
 import numpy as np
 
 _APPLIED = False
@@ -56,6 +58,9 @@ def _check_pandas():
             f"recbole_darec needs pandas < 3 (found {pd.__version__}): RecBole 1.2.1's in-place fillna does "
             "nothing on pandas 3. Install with `pip install 'pandas>=2.2,<3'` (make setup does this)."
         )
+    # On pandas 2 the chained in-place fillna still works (tests/test_compat.py checks it); its FutureWarning
+    # about pandas 3 would print a screenful per dataset load, so it is silenced for RecBole's module only.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.dataset")
 
 
 def apply():
