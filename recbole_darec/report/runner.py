@@ -1,0 +1,167 @@
+"""One (model, seed) training run -> one record, and the three ways to run many: sequential, processes, Ray.
+
+:func:`run_one` is a module-level function of plain dicts in and out, so a process pool or a Ray task can run it.
+Records come back to the driver, which alone appends them to ``runs.jsonl`` (no concurrent writers).
+"""
+import contextlib
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+from recbole_darec.report.environment import machine_info, recbole_environment, versions
+
+
+def _best_epoch(history, bigger):
+    """Index of the first evaluation with the best score (RecBole keeps the first on ties)."""
+    best = None
+    for epoch, score, _ in history:
+        if best is None or (score > best[1] if bigger else score < best[1]):
+            best = (epoch, score)
+    return None if best is None else best[0]
+
+
+def run_one(spec):
+    """Train and test one model with one seed; return its record (a JSON-able dict).
+
+    Args:
+        spec (dict): ``model``, ``dataset``, ``seed``, ``config_files`` (list), ``overrides`` (dict),
+            ``checkpoint_dir``; optional ``threads`` (torch CPU threads) and ``use_ray_gpu`` (take the GPU Ray
+            assigned to this task).
+    """
+    import recbole_darec  # noqa: F401  (compat shims first, also inside worker processes)
+    import torch
+    from recbole.utils import init_logger, init_seed
+
+    from recbole_darec.config import Config
+    from recbole_darec.quick_start import build
+
+    # RecBole 1.2.1's pandas/torch FutureWarnings say nothing about this run; in workers they flood the console.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
+    # Quiet by default; 6 decimals instead of RecBole's 4 so means, stds and paired tests see unrounded values.
+    config_dict = {"state": "WARNING", "show_progress": False, "metric_decimal_place": 6, **spec["overrides"],
+                   "seed": int(spec["seed"]), "checkpoint_dir": str(spec["checkpoint_dir"])}
+    if spec.get("use_ray_gpu") is not None:
+        # Ray set CUDA_VISIBLE_DEVICES to this task's share; RecBole would rewrite it from gpu_id.
+        config_dict["gpu_id"] = os.environ.get("CUDA_VISIBLE_DEVICES", "") if spec["use_ray_gpu"] else ""
+    with recbole_environment():
+        config = Config(model=spec["model"], dataset=spec["dataset"],
+                        config_file_list=spec.get("config_files") or None, config_dict=config_dict)
+    root = logging.getLogger()
+    for handler in root.handlers[:]:  # one log file per run, not all runs into the first one
+        root.removeHandler(handler)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    started = time.time()
+    with _build_lock(spec.get("lock_file")):
+        _, (train_data, valid_data, test_data), _, trainer = build(config)
+    fit_start = time.perf_counter()
+    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, verbose=False, saved=True,
+                                                      show_progress=config["show_progress"])
+    train_time = time.perf_counter() - fit_start
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    bigger = bool(config["valid_metric_bigger"])
+    best_epoch = _best_epoch(trainer.valid_history, bigger)
+    return {
+        "model": spec["model"], "seed": int(spec["seed"]), "dataset": spec["dataset"],
+        "test": {k: float(v) for k, v in test_result.items()},
+        "valid": {k: float(v) for k, v in (best_valid_result or {}).items()},
+        "best_valid_score": float(best_valid_score), "valid_metric": config["valid_metric"].lower(),
+        "train_time_s": train_time, "run_time_s": time.time() - started,
+        "epochs_to_best": None if best_epoch is None else best_epoch + 1,
+        "epochs_run": trainer._epoch_idx + 1,
+        "curve": [{"epoch": int(e), "score": float(s), **{k: float(v) for k, v in r.items()}}
+                  for e, s, r in trainer.valid_history],
+        "checkpoint": str(Path(trainer.saved_model_file).resolve()),
+        "device": str(config["device"]), "machine": machine_info(), "versions": versions(),
+        "overrides": spec["overrides"], "config_files": spec.get("config_files") or [],
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+@contextlib.contextmanager
+def _build_lock(path):
+    """Serialise data building across concurrent runs on one machine.
+
+    A DaRec model's ``prepare_data`` writes the dataset's semantic cache (user profiles depend on the seed's
+    split on ml-100k) and RecBole then reads it: two runs interleaving there could load each other's profiles.
+    Training itself runs concurrently. ``path`` None: no lock (sequential runs).
+    """
+    if not path:
+        yield
+        return
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_many(specs, on_record, on_error, parallel=1, ray_options=None, lock_file=None):
+    """Run ``specs``; ``on_record(spec, record)`` / ``on_error(spec, exc)`` are called in the driver as runs end.
+
+    ``ray_options`` (dict: ``address``, ``cpus_per_run``, ``gpus_per_run``) selects Ray; else
+    ``parallel`` processes (1 = in this process, in order). ``lock_file`` serialises data building (see
+    :func:`_build_lock`).
+    """
+    if ray_options is not None:
+        return _run_ray(specs, on_record, on_error, lock_file=lock_file, **ray_options)
+    if parallel <= 1:
+        for spec in specs:
+            try:
+                record = run_one(spec)
+            except Exception as exc:  # noqa: BLE001  one failed run must not lose the others
+                on_error(spec, exc)
+            else:
+                on_record(spec, record)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // parallel)  # share the cores instead of oversubscribing them
+    with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_one, {**spec, "threads": threads, "lock_file": lock_file}): spec for spec in specs}
+        for future in as_completed(futures):
+            _deliver(futures[future], future.result, on_record, on_error)
+
+
+def _run_ray(specs, on_record, on_error, address=None, cpus_per_run=1.0, gpus_per_run=0.0, lock_file=None):
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    try:
+        _ray_loop(specs, on_record, on_error, cpus_per_run, gpus_per_run, lock_file)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_loop(specs, on_record, on_error, cpus_per_run, gpus_per_run, lock_file):
+    import ray
+
+    task = ray.remote(run_one).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
+    threads = max(1, int(cpus_per_run))
+    extra = {"threads": threads, "use_ray_gpu": gpus_per_run > 0, "lock_file": lock_file}
+    pending = {task.remote({**spec, **extra}): spec for spec in specs}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        spec = pending.pop(done[0])
+        _deliver(spec, lambda: ray.get(done[0]), on_record, on_error)
+
+
+def _deliver(spec, get, on_record, on_error):
+    try:
+        record = get()
+    except Exception as exc:  # noqa: BLE001
+        on_error(spec, exc)
+    else:
+        on_record(spec, record)

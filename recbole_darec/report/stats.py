@@ -1,0 +1,121 @@
+"""Aggregate per-run records into what a results table shows: mean ± std, the best, improvements, significance.
+
+Conventions (also stated under every table):
+
+* std is the sample standard deviation over seeds (ddof = 1); with one seed it is undefined and not shown.
+* The *best baseline* of a column is the baseline (see :func:`records.model_kind`) with the best mean in it.
+* Relative improvement of a plugin model = (its mean − best baseline's mean) / best baseline's mean, in percent.
+* Significance: a paired test over the seeds both models ran (each pair shares its seed, hence on ml-100k its
+  random split), plugin model vs the best baseline of that column: ``ttest`` (scipy.stats.ttest_rel, default) or
+  ``wilcoxon`` (scipy.stats.wilcoxon; with 3-5 seeds its exact p-value can never drop below 0.05). ``†`` marks
+  p < α with the plugin model better, ``‡`` p < α with it worse.
+"""
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from recbole_darec.report.records import (
+    EXTRA_COLUMNS, column_value, higher_is_better, metric_columns, model_kind,
+)
+
+TESTS = ("ttest", "wilcoxon")
+BETTER, WORSE = "†", "‡"
+
+
+def paired_pvalue(a, b, test="ttest"):
+    """Two-sided p-value of a paired test between equal-length samples ``a`` and ``b`` (nan when undefined).
+
+    Undefined: fewer than 2 pairs, or no difference at all (identical results are never significant).
+    """
+    if test not in TESTS:
+        raise ValueError(f"unknown test '{test}': use one of {', '.join(TESTS)}")
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) != len(b):
+        raise ValueError(f"paired samples differ in length: {len(a)} vs {len(b)}")
+    diff = a - b
+    if len(a) < 2 or np.allclose(diff, 0.0):
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant differences: t is infinite, p is 0
+        if test == "ttest":
+            p = stats.ttest_rel(a, b).pvalue
+        else:
+            p = stats.wilcoxon(a, b).pvalue
+    return float(p)
+
+
+@dataclass
+class Summary:
+    """Everything a table or a bar chart needs, keyed by model then column."""
+
+    models: list
+    columns: list  # test metrics, then EXTRA_COLUMNS
+    kinds: dict
+    values: dict  # model -> column -> {seed: value}
+    mean: dict
+    std: dict
+    n: dict  # model -> number of seeds
+    best: dict  # column -> model with the best mean
+    best_baseline: dict  # column -> baseline with the best mean (metrics only)
+    improvement: dict  # plugin model -> metric -> percent over the best baseline
+    pvalue: dict  # plugin model -> metric -> p-value vs the best baseline
+    test: str = "ttest"
+    alpha: float = 0.05
+    metrics: list = field(default_factory=list)
+
+    def is_best(self, model, column):
+        """Whether ``model`` has (or ties) the best mean of ``column`` among several models."""
+        if len(self.models) < 2:
+            return False
+        return math.isclose(self.mean[model][column], self.mean[self.best[column]][column], rel_tol=1e-9)
+
+    def marker(self, model, column):
+        """``†``/``‡`` for a significant difference from the best baseline, else ``""``."""
+        p = self.pvalue.get(model, {}).get(column, math.nan)
+        if math.isnan(p) or p >= self.alpha:
+            return ""
+        return BETTER if self.improvement[model][column] > 0 else WORSE
+
+
+def summarize(records, models=None, test="ttest", alpha=0.05):
+    """Build a :class:`Summary` from run records (one dataset); ``models`` fixes the row order."""
+    if test not in TESTS:
+        raise ValueError(f"unknown test '{test}': use one of {', '.join(TESTS)}")
+    models = list(models or dict.fromkeys(r["model"] for r in records))
+    metrics = metric_columns(records)
+    columns = metrics + list(EXTRA_COLUMNS)
+    values = {m: {c: {} for c in columns} for m in models}
+    for record in records:
+        if record["model"] in values:
+            for column in columns:
+                values[record["model"]][column][int(record["seed"])] = column_value(record, column)
+    models = [m for m in models if values[m][columns[0]]]  # models without any finished run are left out
+    mean, std, n = {}, {}, {}
+    for m in models:
+        n[m] = len(values[m][columns[0]])
+        mean[m] = {c: float(np.mean(list(v.values()))) for c, v in values[m].items()}
+        std[m] = {c: float(np.std(list(v.values()), ddof=1)) if len(v) > 1 else math.nan
+                  for c, v in values[m].items()}
+    kinds = {m: model_kind(m) for m in models}
+
+    def best_of(candidates, column):
+        pick = max if higher_is_better(column) else min
+        return pick(candidates, key=lambda m: mean[m][column]) if candidates else None
+
+    best = {c: best_of(models, c) for c in columns}
+    baselines = [m for m in models if kinds[m] == "baseline"]
+    best_baseline = {c: best_of(baselines, c) for c in metrics}
+    improvement, pvalue = {}, {}
+    for m in (m for m in models if kinds[m] == "plugin" and baselines):
+        improvement[m], pvalue[m] = {}, {}
+        for c in metrics:
+            ref = best_baseline[c]
+            base = mean[ref][c]
+            improvement[m][c] = 100.0 * (mean[m][c] - base) / base if base else math.nan
+            seeds = sorted(set(values[m][c]) & set(values[ref][c]))
+            pvalue[m][c] = paired_pvalue([values[m][c][s] for s in seeds], [values[ref][c][s] for s in seeds], test)
+    return Summary(models, columns, kinds, values, mean, std, n, best, best_baseline, improvement, pvalue,
+                   test=test, alpha=alpha, metrics=metrics)
