@@ -256,6 +256,20 @@ def test_head_gradient_routing(stopgrad):
         assert cf.grad is not None and cf.grad.norm() > 0
 
 
+@pytest.mark.parametrize("local_stopgrad", [True, False])
+def test_local_stopgrad_keeps_the_local_term_off_the_backbone(local_stopgrad):
+    cf, llm = rows()
+    head = make_head(local_stopgrad=local_stopgrad, w_global=0.0, w_orth=0.0, w_unif=0.0)
+    out = head(cf, llm, generator=gen(1))
+    assert out["darec_local"].item() > 0
+    out["darec_local"].backward()
+    assert all(g is not None and g.norm() > 0 for g in grads_of(head.cf_shared))  # projector still learns
+    if local_stopgrad:
+        assert cf.grad is None
+    else:
+        assert cf.grad is not None and cf.grad.norm() > 0
+
+
 def test_head_lambda_zero_is_inert():
     cf, llm = rows()
     head = make_head(lam=0.0)

@@ -11,6 +11,8 @@ gradient on the embeddings because propagated rows are tiny, ~0.07, and every Da
 row's scale, so its gradient grows like 1/||e||). Switches, with the literal variant reachable:
 
 * ``regularizer_stopgrad`` - orthogonality and uniformity train the projectors only (E^C detached for them).
+* ``local_stopgrad`` - the local (cluster-centre) term trains the projectors only. Measured on ml-100k: the local
+  term moves every member of a cluster the same way, and reaching E^C it cost ~5% test Recall@20 (seed 2020).
 * ``structure_grad_scale`` - multiplies the gradient that the global/local terms send into E^C (the forward
   value is unchanged, projector gradients are unchanged). ``'auto'`` uses the detached mean squared row norm
   of the sampled CF rows (capped at 1): for a scale-invariant loss this makes the step's *angular* change of a
@@ -72,6 +74,7 @@ class DaRecHead(nn.Module):
         kmeans_iters: Lloyd iterations per side per call.
         global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` (see ``global_structure_loss``).
         regularizer_stopgrad: orthogonality/uniformity do not send gradient into the CF input rows.
+        local_stopgrad: the local term does not send gradient into the CF input rows (projectors only).
         structure_grad_scale: ``'auto'``, ``'none'`` or a float ≥ 0 multiplying the gradient the global and
             local terms send into the CF input rows (see module docstring).
         center_llm: subtract the mean of the (valid) LLM rows before projecting.
@@ -100,6 +103,7 @@ class DaRecHead(nn.Module):
         kmeans_iters: int = 10,
         global_mode: str = "centered",
         regularizer_stopgrad: bool = True,
+        local_stopgrad: bool = False,
         structure_grad_scale: Union[str, float] = "auto",
         center_llm: bool = True,
         warmup_steps: int = 0,
@@ -151,6 +155,7 @@ class DaRecHead(nn.Module):
         self.local_mode, self.local_tau, self.kmeans_iters = local_mode, float(local_tau), kmeans_iters
         self.global_mode = global_mode
         self.regularizer_stopgrad = bool(regularizer_stopgrad)
+        self.local_stopgrad = bool(local_stopgrad)
         self.structure_grad_scale = structure_grad_scale
         self.center_llm = bool(center_llm)
         self.warmup_steps = warmup_steps
@@ -258,8 +263,9 @@ class DaRecHead(nn.Module):
             if coef["darec_global"]:
                 out["darec_global"] = coef["darec_global"] * global_structure_loss(c_sh, l_sh, self.global_mode)
             if coef["darec_local"]:
+                c_local = self.cf_shared(cf_emb.detach()) if self.local_stopgrad else c_sh
                 try:
-                    res = local_structure_loss(c_sh, l_sh, self.n_clusters, mode=self.local_mode,
+                    res = local_structure_loss(c_local, l_sh, self.n_clusters, mode=self.local_mode,
                                                tau=self.local_tau, iters=self.kmeans_iters, generator=generator)
                 except TooFewPointsError:  # tiny/duplicate batch: skip the term this step
                     res = None

@@ -19,6 +19,7 @@ HEAD_KEYS = {
     "w_global": "darec_w_global", "w_local": "darec_w_local", "w_orth": "darec_w_orth", "w_unif": "darec_w_unif",
     "unif_sample": "darec_unif_sample", "local_mode": "darec_local_mode", "global_mode": "darec_global_mode",
     "kmeans_iters": "darec_kmeans_iters", "regularizer_stopgrad": "darec_regularizer_stopgrad",
+    "local_stopgrad": "darec_local_stopgrad",
     "structure_grad_scale": "darec_structure_grad_scale", "center_llm": "darec_center_llm",
     "warmup_steps": "darec_warmup_steps",
 }
