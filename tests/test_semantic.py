@@ -5,6 +5,7 @@ files, ids and caching uses a tiny deterministic stand-in encoder so the suite s
 """
 import hashlib
 import json
+import logging
 import pickle
 import shutil
 
@@ -78,8 +79,9 @@ def _load_run(config):
     return dataset, data_preparation(config, dataset)
 
 
-def _snapshot(folder):
-    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir())}
+def _snapshot(folder):  # every file, including the <ds>.semantic-cache/ entries
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # ---------------------------------------------------------------------------------------------- encoder
@@ -347,3 +349,172 @@ def test_bad_profiles_and_dimension_across_files(toy):
     with pytest.raises(ValueError, match=r"toy.useremb has dimension 2 but .*toy.itememb has 8"):
         ensure_semantic_embeddings(toy_config(toy), encoder=FakeEncoder())
     assert _snapshot(toy) == before
+
+
+# ---------------------------------------------------------------------------------------------- matrix cache
+
+class CountingEncoder(FakeEncoder):
+    """FakeEncoder that also counts the texts it encoded."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.texts = 0
+
+    def encode(self, texts, show_progress=True, desc=""):
+        self.texts += len(texts)
+        return super().encode(texts, show_progress, desc)
+
+
+def _built_files(folder, ds):
+    """What a build leaves: the two embedding files, the generated profiles, the manifest minus file mtimes."""
+    out = {name: (folder / name).read_bytes() for name in (f"{ds}.useremb", f"{ds}.itememb",
+                                                           f"{ds}.generated.userprofile.jsonl")}
+    manifest = json.loads((folder / f"{ds}.semantic.json").read_text())
+    out["manifest"] = {side: {k: v for k, v in e.items() if k != "file_mtime_ns"}
+                       for side, e in manifest.items() if side != "format"}
+    return out
+
+
+def test_switching_seeds_back_reuses_cached_user_embeddings(tmp_path, caplog):
+    """ml-100k: user profiles follow the seed's training split; going back to a seed encodes nothing."""
+    from recbole_darec.semantic import cache
+
+    folder, enc = tmp_path / "ml-100k", CountingEncoder()
+    folder.mkdir()
+    for suffix in ("inter", "item", "user"):  # the source files only, not a build the repo copy may hold
+        shutil.copyfile(DATASET_DIR / "ml-100k" / f"ml-100k.{suffix}", folder / f"ml-100k.{suffix}")
+
+    def build(seed):
+        config = Config(model="BPR", dataset="ml-100k", config_dict={
+            "data_path": str(tmp_path), "seed": seed, "state": "WARNING", "semantic_show_progress": False})
+        return ensure_semantic_embeddings(config, encoder=enc)
+
+    caplog.set_level(logging.INFO)
+    first = build(2020)
+    assert all(r["rebuilt"] and not r.get("cached") for r in first.values())
+    assert (enc.calls, enc.texts) == (2, 943 + 1682)
+    files_a = _built_files(folder, "ml-100k")
+    other = build(2021)
+    assert other["user"]["rebuilt"] and not other["item"]["rebuilt"] and (enc.calls, enc.texts) == (3, 2 * 943 + 1682)
+    assert _built_files(folder, "ml-100k")["ml-100k.useremb"] != files_a["ml-100k.useremb"]
+    back = build(2020)
+    assert back["user"]["rebuilt"] and back["user"]["cached"] and not back["item"]["rebuilt"]
+    assert (enc.calls, enc.texts) == (3, 2 * 943 + 1682)  # seed 2020's users were encoded once
+    assert _built_files(folder, "ml-100k") == files_a  # byte-identical files, same manifest (train fingerprint too)
+    assert "semantic: reusing cached user embeddings of ml-100k" in caplog.text
+    again = build(2020)
+    assert not any(r["rebuilt"] for r in again.values()) and enc.calls == 3
+    entries = sorted(p.name for p in (folder / "ml-100k.semantic-cache").iterdir())
+    assert len(entries) == 3 and [e.split("-")[0] for e in entries] == ["item", "user", "user"]  # no temp files
+    assert cache.cache_dir(folder, "ml-100k") == folder / "ml-100k.semantic-cache"
+
+
+def _toy_train(toy, extra=()):
+    rows = [("u1", "i1", 1), ("u1", "i2", 2), ("u2", "i2", 1), ("u3", "i3", 1)] + [(u, i, 9) for u, i in extra]
+    _write(toy / "toy.train.inter", ["user_id:token", "item_id:token", "timestamp:float"], rows)
+
+
+def _user_entry(toy, enc):
+    from recbole_darec.semantic import cache
+
+    digest = json.loads((toy / "toy.semantic.json").read_text())["user"]["text_hash"]
+    return cache.cache_entry_path(toy, "toy", "user", enc.identity, digest)
+
+
+def _corrupt(path, kind, other):
+    with np.load(path, allow_pickle=False) as npz:
+        meta, tokens, matrix = npz["meta"], npz["tokens"], npz["matrix"]
+
+    def save(**arrays):
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+    if kind == "truncated":
+        path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    elif kind == "garbage":
+        path.write_bytes(b"not an npz file")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "pickled":  # object arrays only load with pickle, which the cache never allows
+        save(meta=meta, tokens=np.array(list(tokens), dtype=object), matrix=matrix)
+    elif kind == "npy":  # a bare array, not an archive
+        with open(path, "wb") as fh:
+            np.save(fh, matrix)
+    elif kind == "missing_key":
+        save(meta=meta, tokens=tokens)
+    elif kind == "short_matrix":
+        save(meta=meta, tokens=tokens, matrix=matrix[:-1])
+    elif kind == "wrong_dim":
+        save(meta=meta, tokens=tokens, matrix=np.hstack([matrix, matrix]))
+    elif kind == "other_tokens":
+        save(meta=meta, tokens=tokens[::-1], matrix=matrix)
+    elif kind == "float64":
+        save(meta=meta, tokens=tokens, matrix=matrix.astype(np.float64))
+    elif kind == "nan":
+        matrix = matrix.copy()
+        matrix[0, 0] = np.nan
+        save(meta=meta, tokens=tokens, matrix=matrix)
+    elif kind == "other_entry":  # a valid entry for other texts, under this entry's name
+        shutil.copyfile(other, path)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "empty", "pickled", "npy", "missing_key", "short_matrix",
+                                  "wrong_dim", "other_tokens", "float64", "nan", "other_entry"])
+def test_corrupt_cache_entry_is_ignored_and_encoded_again(toy, caplog, kind):
+    enc = CountingEncoder()
+    ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    user_a, entry_a = (toy / "toy.useremb").read_bytes(), _user_entry(toy, enc)
+    _toy_train(toy, [("u2", "i4")])
+    ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    entry_b = _user_entry(toy, enc)
+    assert enc.calls == 3 and entry_a.is_file() and entry_b.is_file() and entry_a != entry_b
+    _corrupt(entry_a, kind, entry_b)
+    _toy_train(toy)
+    caplog.set_level(logging.INFO)
+    back = ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    assert back["user"]["rebuilt"] and not back["user"].get("cached") and enc.calls == 4  # encoded again
+    assert (toy / "toy.useremb").read_bytes() == user_a  # the bad entry's rows were not used
+    assert f"ignoring cached user embeddings {entry_a}" in caplog.text
+    # the entry was rewritten from the new encoding: both sides of the switch are cached again
+    _toy_train(toy, [("u2", "i4")])
+    assert ensure_semantic_embeddings(toy_config(toy), encoder=enc)["user"]["cached"]
+    _toy_train(toy)
+    assert ensure_semantic_embeddings(toy_config(toy), encoder=enc)["user"]["cached"] and enc.calls == 4
+    assert (toy / "toy.useremb").read_bytes() == user_a
+    assert not [p for p in (toy / "toy.semantic-cache").iterdir() if p.name.startswith(".")]
+
+
+def test_cache_keeps_the_most_recently_used_entries_per_side(toy, monkeypatch):
+    from recbole_darec.semantic import cache
+
+    monkeypatch.setattr(cache, "CACHE_KEEP", 2)
+    enc, entries = CountingEncoder(), {}
+    variants = {0: [], 1: [("u2", "i4")], 2: [("u3", "i4")], 3: [("u2", "i5")], 4: [("u3", "i5")]}
+    for v in (0, 1, 2, 3):
+        _toy_train(toy, variants[v])
+        ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+        entries[v] = _user_entry(toy, enc)
+    assert len(set(entries.values())) == 4 and enc.calls == 5  # 4 user encodings + 1 item
+    users = lambda: {p for p in (toy / "toy.semantic-cache").glob("user-*.npz")}  # noqa: E731
+    assert users() == {entries[2], entries[3]}
+    _toy_train(toy, variants[2])
+    assert ensure_semantic_embeddings(toy_config(toy), encoder=enc)["user"]["cached"]  # a hit counts as a use
+    _toy_train(toy, variants[4])
+    ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    entries[4] = _user_entry(toy, enc)
+    assert users() == {entries[2], entries[4]} and enc.calls == 6  # variant 3 was the least recently used
+    assert len(list((toy / "toy.semantic-cache").glob("item-*.npz"))) == 1
+
+
+def test_files_built_before_the_cache_are_cached_when_replaced(toy):
+    enc = CountingEncoder()
+    ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    user_a = (toy / "toy.useremb").read_bytes()
+    shutil.rmtree(toy / "toy.semantic-cache")  # as after an upgrade: files and manifest, no cache
+    _toy_train(toy, [("u2", "i4")])
+    ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    assert enc.calls == 3
+    _toy_train(toy)
+    back = ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    assert back["user"]["cached"] and enc.calls == 3 and (toy / "toy.useremb").read_bytes() == user_a
+    forced = ensure_semantic_embeddings(toy_config(toy), encoder=enc, force=True)  # force never reads the cache
+    assert all(r["rebuilt"] and not r.get("cached") for r in forced.values()) and enc.calls == 5

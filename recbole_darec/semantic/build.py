@@ -6,8 +6,11 @@ Per side (user, item), first match wins:
    ``usr_prf.pkl`` / ``itm_prf.pkl`` in the dataset folder;
 3. profile texts generated from the dataset's side information (:mod:`recbole_darec.semantic.profiles`);
    user profiles use training interactions only (:mod:`recbole_darec.semantic.split`).
-Texts are encoded only when the encoder or the texts changed (manifest ``<ds>.semantic.json``). Everything is
-read and validated before anything is written; each file is replaced atomically.
+Texts are encoded only when the encoder or the texts changed (manifest ``<ds>.semantic.json``), and not even then
+when the same encoder already encoded the same texts: matrices are kept in ``<ds>.semantic-cache/`` keyed by
+(side, encoder identity, texts digest), at most ``cache.CACHE_KEEP`` per side, so alternating seeds (ml-100k user
+profiles follow the seed's training split) re-encodes nothing. Everything is read and validated before anything
+is written; each file is replaced atomically.
 """
 import logging
 from pathlib import Path
@@ -111,7 +114,8 @@ def ensure_semantic_embeddings(config, encoder=None, force=False):
         force (bool): re-encode generated/profile-file sides even when current (provided files are never touched).
 
     Returns:
-        dict: per side ``{"path", "source", "rebuilt", "count", "dim"}``.
+        dict: per side ``{"path", "source", "rebuilt", "count", "dim"}``, plus ``"cached": True`` on a rebuilt
+        side whose matrix came from ``<ds>.semantic-cache/`` instead of the encoder.
 
     Raises:
         FileNotFoundError: a side has no embeddings, no profiles and no side information (message says what to
@@ -124,6 +128,24 @@ def ensure_semantic_embeddings(config, encoder=None, force=False):
         result = _ensure(config, root, encoder, force)
     apply_semantic_config(config)
     return result
+
+
+def _cache_outgoing(root, ds, side, entry, path, new_key):
+    """Before our file is replaced, make sure the matrix it holds is in the cache (files built before the cache
+    existed, or whose entry was pruned): switching back to those texts then costs a file read, not an encoding."""
+    if not (entry and entry.get("encoder") and entry.get("text_hash") and cache.is_ours(entry, path)):
+        return
+    if (entry["encoder"], entry["text_hash"]) == new_key:  # forced rebuild: the new matrix is stored instead
+        return
+    if cache.cache_entry_path(root, ds, side, entry["encoder"], entry["text_hash"]).is_file():
+        return
+    try:
+        tokens, matrix = files.read_embedding_file(path, side)
+    except (OSError, ValueError) as exc:  # only an optimisation: never block the rebuild
+        logging.getLogger().debug(f"semantic: not caching the previous {path}: {exc}")
+        return
+    if len(tokens) == entry.get("count") and matrix.shape[1] == entry.get("dim"):
+        cache.store_cached(root, ds, side, entry["encoder"], entry["text_hash"], tokens, matrix)
 
 
 def _ensure(config, root, encoder, force):
@@ -167,20 +189,31 @@ def _ensure(config, root, encoder, force):
             continue
         if not side_texts:
             raise ValueError(f"no {side} profile could be built for dataset '{ds}' (all texts empty)")
-        if encoder is None:
-            encoder = TextEncoder(opts["semantic_encoder"], opts["semantic_device"] or config["device"],
-                                  opts["semantic_batch_size"], opts["semantic_max_length"])
         tokens = sorted(side_texts)
-        logging.getLogger().info(f"semantic: encoding {len(tokens)} {side} profiles of {ds} with {identity['encoder']}")
-        matrix = encoder.encode([side_texts[t] for t in tokens], opts["semantic_show_progress"], f"{ds} {side}s")
-        todo[side] = (path, tokens, matrix, digest)
+        matrix = None if force else cache.load_cached(root, ds, side, identity, digest, tokens,
+                                                      getattr(encoder, "dim", None))
+        cached = matrix is not None
+        if cached:
+            logging.getLogger().info(f"semantic: reusing cached {side} embeddings of {ds} ({len(tokens)} profiles, "
+                                     f"{identity['encoder']})")
+        else:
+            if encoder is None:
+                encoder = TextEncoder(opts["semantic_encoder"], opts["semantic_device"] or config["device"],
+                                      opts["semantic_batch_size"], opts["semantic_max_length"])
+            logging.getLogger().info(f"semantic: encoding {len(tokens)} {side} profiles of {ds} with "
+                                     f"{identity['encoder']}")
+            matrix = encoder.encode([side_texts[t] for t in tokens], opts["semantic_show_progress"], f"{ds} {side}s")
+        todo[side] = (path, tokens, matrix, digest, cached)
         result[side] = {"path": path, "source": str(sources[side]), "rebuilt": True, "count": len(tokens),
-                        "dim": matrix.shape[1]}
+                        "dim": matrix.shape[1], **({"cached": True} if cached else {})}
     if result["user"]["dim"] != result["item"]["dim"]:
         raise ValueError(f"{result['user']['path']} has dimension {result['user']['dim']} but "
                          f"{result['item']['path']} has {result['item']['dim']}: both sides need the same encoder")
-    for side, (path, tokens, matrix, digest) in todo.items():  # 3. write file, then its manifest entry
+    for side, (path, tokens, matrix, digest, cached) in todo.items():  # 3. write file, then its manifest entry
+        _cache_outgoing(root, ds, side, manifest.get(side), path, (identity, digest))
         files.write_embedding_file(path, side, tokens, matrix)
+        if not cached:
+            cache.store_cached(root, ds, side, identity, digest, tokens, matrix)
         manifest[side] = {"source": str(sources[side]), "encoder": identity, "text_hash": digest,
                           "dim": int(matrix.shape[1]), "count": len(tokens), **cache.file_stamp(path)}
         if sources[side] == "generated":

@@ -9,12 +9,20 @@ One entry per side::
 A side is *current* when its encoder identity and text hash are unchanged and the embedding file is still the
 one we wrote (size/mtime, else sha256). An embedding file the manifest does not claim is the user's own
 ("provided"): it is validated, recorded (so the next run skips the re-validation) and never overwritten.
+
+Matrices once encoded are also kept in ``<ds>.semantic-cache/`` (see :func:`load_cached`), so texts seen before
+(a seed whose training split was already profiled) are not encoded again.
 """
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
 
 from recbole_darec.semantic.files import atomic_write_text
 
@@ -105,3 +113,119 @@ def is_current(entry, path, identity, texts_digest):
     """A generated side needs no work: same encoder identity, same texts, our file untouched."""
     return (is_ours(entry, path) and entry.get("encoder") == identity
             and entry.get("text_hash") == texts_digest)
+
+
+# ------------------------------------------------------------------------------------------ encoded matrices
+# Matrices already encoded, kept by (side, encoder identity, text digest) in ``<root>/<ds>.semantic-cache/``, so
+# going back to texts seen before (ml-100k: a seed whose training split was already profiled) costs no encoding.
+# Entries are plain ``.npz`` (no pickle: read with ``allow_pickle=False``): ``meta`` (JSON of the key),
+# ``tokens`` (str array) and ``matrix`` (float32, one row per token). Each side keeps its ``CACHE_KEEP`` most
+# recently written or used entries (mtime, refreshed on every hit). Callers hold :func:`folder_lock`.
+
+CACHE_KEEP = 8
+_STALE_TMP_S = 3600  # temp files of an interrupted write older than this are removed when pruning
+
+
+def cache_dir(root, dataset):
+    """``<root>/<dataset>.semantic-cache``."""
+    return Path(root) / f"{dataset}.semantic-cache"
+
+
+def _cache_meta(side, identity, texts_digest):
+    return json.dumps({"side": side, "encoder": identity, "text_hash": texts_digest}, sort_keys=True)
+
+
+def cache_entry_path(root, dataset, side, identity, texts_digest):
+    """``<root>/<dataset>.semantic-cache/<side>-<sha256 of side+identity+digest>.npz``."""
+    key = hashlib.sha256(_cache_meta(side, identity, texts_digest).encode("utf-8")).hexdigest()
+    return cache_dir(root, dataset) / f"{side}-{key}.npz"
+
+
+def _touch(path):
+    now = time.time_ns()  # finer than the file system's clock tick, so the LRU order is exact
+    os.utime(path, ns=(now, now))
+
+
+def load_cached(root, dataset, side, identity, texts_digest, tokens, dim=None):
+    """The cached float32 matrix for exactly these rows (``tokens`` in file order), or ``None``.
+
+    An entry that can't be read or doesn't match (other key, other tokens, wrong shape or dtype, NaN/Inf, a
+    ``dim`` other than the encoder's) is logged as a warning, removed and reported as absent: the caller encodes
+    again and stores a fresh entry. A hit refreshes the entry's mtime (least recently used goes first).
+    """
+    path = cache_entry_path(root, dataset, side, identity, texts_digest)
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as fh:  # our handle: np.load leaks its own when the zip is truncated
+            npz = np.load(fh, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with npz:
+                meta, cached_tokens, matrix = str(npz["meta"][()]), npz["tokens"], npz["matrix"]
+        problem = None
+        if meta != _cache_meta(side, identity, texts_digest):
+            problem = "written for another encoder/texts"
+        elif cached_tokens.ndim != 1 or cached_tokens.tolist() != list(tokens):
+            problem = f"its ids differ from the {len(tokens)} expected"
+        elif matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[0] != len(tokens) or not matrix.shape[1]:
+            problem = f"matrix {matrix.dtype} {matrix.shape} for {len(tokens)} ids"
+        elif dim is not None and matrix.shape[1] != dim:
+            problem = f"dimension {matrix.shape[1]}, the encoder's is {dim}"
+        elif not np.isfinite(matrix).all():
+            problem = "matrix contains NaN/Inf"
+    except Exception as exc:  # truncated zip, missing key, object array refused without pickle, ...
+        problem = f"unreadable ({type(exc).__name__}: {exc})"
+    if problem:
+        logging.getLogger().warning(f"semantic: ignoring cached {side} embeddings {path} ({problem}); encoding again")
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    with contextlib.suppress(OSError):
+        _touch(path)
+    return matrix
+
+
+def store_cached(root, dataset, side, identity, texts_digest, tokens, matrix, keep=None):
+    """Atomically write a cache entry (temp file + ``os.replace``), then keep the side's ``keep`` newest entries.
+
+    The cache only saves time: a failure to write it (read-only or full disk) is logged, never raised.
+    """
+    path = cache_entry_path(root, dataset, side, identity, texts_digest)
+    matrix = np.asarray(matrix, dtype=np.float32)
+    tmp = None
+    try:
+        path.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:  # a file object: np.savez appends no ".npz" to the temp name
+            np.savez(fh, meta=np.array(_cache_meta(side, identity, texts_digest)),
+                     tokens=np.array(list(tokens), dtype=str), matrix=matrix)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        tmp = None
+        _touch(path)
+        prune_cache(root, dataset, side, CACHE_KEEP if keep is None else keep)
+    except OSError as exc:
+        logging.getLogger().warning(f"semantic: could not cache {side} embeddings in {path.parent} ({exc})")
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def prune_cache(root, dataset, side, keep=None):
+    """Remove all but the ``keep`` most recent ``<side>-*.npz`` entries, and stale temp files."""
+    folder = cache_dir(root, dataset)
+    if not folder.is_dir():
+        return
+    keep = CACHE_KEEP if keep is None else keep
+    entries = []
+    for p in folder.glob(f"{side}-*.npz"):
+        with contextlib.suppress(OSError):
+            entries.append((p.stat().st_mtime_ns, p.name, p))
+    for *_, p in sorted(entries, reverse=True)[max(int(keep), 0):]:
+        with contextlib.suppress(OSError):
+            p.unlink()
+    for p in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - p.stat().st_mtime > _STALE_TMP_S:
+                p.unlink()
