@@ -3,7 +3,9 @@
 Precedence, lowest first: RecBole's own properties -> ``properties/overall.yaml`` -> ``properties/model/<Model>.yaml``
 -> ``dataset_configs/<dataset>.yaml`` -> config files -> config dict -> command line (RecBole's external order).
 """
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 import recbole
@@ -16,6 +18,26 @@ PROPERTIES_DIR = PROJECT_ROOT / "properties"
 DATASET_CONFIG_DIR = PROJECT_ROOT / "dataset_configs"
 DATASET_DIR = PROJECT_ROOT / "dataset"
 RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
+
+
+@contextlib.contextmanager
+def recbole_environment():
+    """Build RecBole configs without side effects on the caller.
+
+    RecBole's Config parses ``--key=value`` from ``sys.argv`` (a caller's own flags, or a Ray worker's) and
+    overwrites ``CUDA_VISIBLE_DEVICES`` from ``gpu_id`` (which would change the GPUs Ray or the caller sees);
+    both are restored afterwards.
+    """
+    argv, cuda = sys.argv, os.environ.get("CUDA_VISIBLE_DEVICES")
+    sys.argv = argv[:1]
+    try:
+        yield
+    finally:
+        sys.argv = argv
+        if cuda is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = cuda
 
 
 def available_datasets():

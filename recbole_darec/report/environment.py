@@ -1,29 +1,9 @@
-"""Where and with what a run happened, and a clean RecBole environment for building configs."""
+"""Where and with what a run happened: machine, library versions, git commit."""
 import contextlib
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
-
-
-@contextlib.contextmanager
-def recbole_environment():
-    """Build RecBole configs without side effects on the caller.
-
-    RecBole's Config parses ``--key=value`` from ``sys.argv`` (here: run_compare's own flags, or Ray's) and
-    overwrites ``CUDA_VISIBLE_DEVICES`` from ``gpu_id``; both are restored afterwards.
-    """
-    argv, cuda = sys.argv, os.environ.get("CUDA_VISIBLE_DEVICES")
-    sys.argv = argv[:1]
-    try:
-        yield
-    finally:
-        sys.argv = argv
-        if cuda is None:
-            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = cuda
 
 
 def machine_info():

@@ -10,7 +10,8 @@ import time
 import warnings
 from pathlib import Path
 
-from recbole_darec.report.environment import machine_info, recbole_environment, versions
+from recbole_darec.config import recbole_environment
+from recbole_darec.report.environment import machine_info, versions
 
 
 def _best_epoch(history, bigger):

@@ -22,7 +22,7 @@ def embed_2d(points, random_state=0):
 def user_clusters_from_checkpoint(checkpoint):
     """(model name, shared user representations as numpy, K-means labels) from a DaRec checkpoint."""
     from recbole_darec.quick_start import load_data_and_model
-    from recbole_darec.report.environment import recbole_environment
+    from recbole_darec.config import recbole_environment
 
     with recbole_environment():
         config, model, *_ = load_data_and_model(str(checkpoint))

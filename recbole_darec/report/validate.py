@@ -59,7 +59,7 @@ def check_dataset(dataset, overrides=None):
 def check_configs(models, dataset, config_files, overrides):
     """Build each model's Config once (YAML errors, missing data files, bad keys surface now, not mid-run)."""
     from recbole_darec.config import Config
-    from recbole_darec.report.environment import recbole_environment
+    from recbole_darec.config import recbole_environment
 
     for path in config_files:
         if not Path(path).is_file():

@@ -154,7 +154,7 @@ def _config(model, dataset, config_dict, config_files=None):
 def _make_config(model, dataset, config_dict, config_files):
     if config_files:
         from recbole_darec.config import Config
-        from recbole_darec.tune.trainable import recbole_environment
+        from recbole_darec.config import recbole_environment
 
         with recbole_environment():
             return Config(model=model, dataset=dataset, config_file_list=list(config_files),

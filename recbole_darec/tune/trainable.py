@@ -5,13 +5,13 @@ Each trial keeps its RecBole checkpoints (``latest.pth`` for resuming, ``best.pt
 ``<trial working dir>/checkpoints`` and hands that folder to Ray with every report, so a retried or resumed trial
 continues from its last evaluation and the best model survives on the experiment's storage.
 """
-import contextlib
 import logging
 import os
 import shutil
-import sys
 import warnings
 from pathlib import Path
+
+from recbole_darec.config import recbole_environment
 
 # Fault injection for checking retries: a trial whose config holds this key (a file path) raises once, right
 # after its first report, when that file does not exist yet (it creates the file first, so the retry succeeds).
@@ -19,25 +19,6 @@ FAIL_ONCE_KEY = "tune_fail_once"
 LATEST_FILE = "latest.pth"
 BEST_FILE = "best.pth"
 BEST_KEY = "tune_best"  # in latest.pth: epoch and valid metrics of the trial's best evaluation
-
-
-@contextlib.contextmanager
-def recbole_environment():
-    """Build RecBole configs without side effects on the caller.
-
-    RecBole's Config reads ``--key=value`` from ``sys.argv`` (in a Ray worker those are Ray's own flags) and
-    overwrites ``CUDA_VISIBLE_DEVICES`` (which would change the GPUs Ray sees when the driver starts it).
-    """
-    argv, cuda = sys.argv, os.environ.get("CUDA_VISIBLE_DEVICES")
-    sys.argv = argv[:1]
-    try:
-        yield
-    finally:
-        sys.argv = argv
-        if cuda is None:
-            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = cuda
 
 
 def build_config(model, dataset, config_dict):

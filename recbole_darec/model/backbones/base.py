@@ -37,7 +37,38 @@ def all_node_info_nce(anchor, candidates, index, tau, cosine=True, pos_clamp=Non
     return (torch.logsumexp(a @ c.t() / tau, dim=1) - positive).mean()  # logsumexp: finite for small tau
 
 
-class GraphBackbone(GeneralRecommender):
+class CachedDotProductScoring:
+    """Scores by the dot product of ``forward()``'s embeddings, cached while in eval mode.
+
+    Shared by the plugin's backbones and the zoo adapter. The host sets ``restore_user_e``/``restore_item_e`` to
+    None in ``__init__`` and lists them in ``other_parameter_name`` (RecBole saves them with the model).
+    """
+
+    def train(self, mode=True):
+        if mode:
+            self.clear_cache()  # parameters are about to change: evaluation caches are stale
+        return super().train(mode)
+
+    def clear_cache(self):
+        self.restore_user_e, self.restore_item_e = None, None
+
+    def _eval_embeddings(self):
+        if self.training:  # never cache embeddings computed with dropout or gradients
+            return self.forward()
+        if self.restore_user_e is None or self.restore_item_e is None:
+            self.restore_user_e, self.restore_item_e = self.forward()
+        return self.restore_user_e, self.restore_item_e
+
+    def predict(self, interaction):
+        user_all, item_all = self._eval_embeddings()
+        return (user_all[interaction[self.USER_ID]] * item_all[interaction[self.ITEM_ID]]).sum(dim=1)
+
+    def full_sort_predict(self, interaction):
+        user_all, item_all = self._eval_embeddings()
+        return torch.matmul(user_all[interaction[self.USER_ID]], item_all.t()).view(-1)
+
+
+class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
     """Abstract graph backbone: subclasses implement :meth:`propagate_from` (and may extend the loss).
 
     Config keys (defaults in ``defaults``, mirrored by ``properties/model/<Model>.yaml``):
@@ -126,27 +157,3 @@ class GraphBackbone(GeneralRecommender):
         self.clear_cache()
         user_all, item_all = self.forward()
         return self.backbone_loss(interaction, user_all, item_all)
-
-    def train(self, mode=True):
-        if mode:
-            self.clear_cache()  # parameters are about to change: evaluation caches are stale
-        return super().train(mode)
-
-    def clear_cache(self):
-        self.restore_user_e, self.restore_item_e = None, None
-
-    # ------------------------------------------------------------------ evaluation
-    def _eval_embeddings(self):
-        if self.training:  # never cache embeddings computed with dropout or gradients
-            return self.forward()
-        if self.restore_user_e is None or self.restore_item_e is None:
-            self.restore_user_e, self.restore_item_e = self.forward()
-        return self.restore_user_e, self.restore_item_e
-
-    def predict(self, interaction):
-        user_all, item_all = self._eval_embeddings()
-        return (user_all[interaction[self.USER_ID]] * item_all[interaction[self.ITEM_ID]]).sum(dim=1)
-
-    def full_sort_predict(self, interaction):
-        user_all, item_all = self._eval_embeddings()
-        return torch.matmul(user_all[interaction[self.USER_ID]], item_all.t()).view(-1)

@@ -2,10 +2,11 @@
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 
+from recbole_darec.model.backbones.base import CachedDotProductScoring
 from recbole_darec.model.composed.semantic import config_value
 
 
-class ZooBackbone(GeneralRecommender):
+class ZooBackbone(CachedDotProductScoring, GeneralRecommender):
     """Adapts a RecBole zoo model (``backbone: LightGCN``, ``NGCF``, ...) to the backbone interface.
 
     The zoo model computes its own loss (with its own forward pass); the head then runs on a second
@@ -38,27 +39,3 @@ class ZooBackbone(GeneralRecommender):
     def backbone_loss(self, interaction, user_all, item_all):
         loss = self.backbone.calculate_loss(interaction)
         return (sum(loss) if isinstance(loss, tuple) else loss,)  # zoo models name no terms: log one sum
-
-    def clear_cache(self):
-        self.restore_user_e = self.restore_item_e = None
-
-    def train(self, mode=True):
-        if mode:
-            self.clear_cache()
-        return super().train(mode)
-
-    def _eval_embeddings(self):
-        # Graph zoo models (LightGCN, NGCF, ...) score by the dot product of forward()'s embeddings.
-        if self.training:
-            return self.forward()
-        if self.restore_user_e is None:
-            self.restore_user_e, self.restore_item_e = self.forward()
-        return self.restore_user_e, self.restore_item_e
-
-    def predict(self, interaction):
-        user_all, item_all = self._eval_embeddings()
-        return (user_all[interaction[self.USER_ID]] * item_all[interaction[self.ITEM_ID]]).sum(dim=1)
-
-    def full_sort_predict(self, interaction):
-        user_all, item_all = self._eval_embeddings()
-        return (user_all[interaction[self.USER_ID]] @ item_all.t()).view(-1)
