@@ -24,7 +24,7 @@ $(STAMP): setup.py requirements-test.txt Makefile
 	@touch $(STAMP)
 
 demo: setup
-	$(PY) run_recbole_darec.py --model=DaRecLightGCN --dataset=ml-100k --config_files=configs/demo.yaml
+	$(PY) run_recbole_darec.py --model=DaRecLightGCN --dataset=ml-100k --config_files="configs/ml100k_study.yaml configs/demo.yaml"
 
 test: setup
 	$(PY) -m pytest -q tests
