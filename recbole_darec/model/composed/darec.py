@@ -37,7 +37,6 @@ class DaRecMixin(SemanticMixin):
         self.score_with = config_value(config, "darec_score_with", "backbone")
         if self.score_with not in SCORE_MODES:
             raise ValueError(f"config darec_score_with={self.score_with!r}: must be one of {SCORE_MODES}")
-        self._grad_share_pending = bool(config_value(config, "log_grad_share", False))
         # layers
         head_factory = lambda **kw: DaRecHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
         self.head = build_with_config_keys(head_factory, config, HEAD_KEYS)

@@ -52,8 +52,8 @@ class RLMRecGenMixin(SemanticMixin):
         return self.forward(ego_override=masked_ego)
 
     def head_loss(self, interaction, user_all, item_all):
-        index = self._masked_index
+        index = self._masked_index  # sorted: masked users first, then masked items (offset by n_users)
         out_rows = torch.cat([user_all, item_all])[index]
-        llm_all = torch.cat([self.user_semantic, self.item_semantic]).float()
-        mask_all = torch.cat([self.user_semantic_mask, self.item_semantic_mask])
-        return self.head(out_rows, llm_all[index], mask=mask_all[index])
+        is_user = index < self.n_users
+        llm_rows, mask = self.semantic_rows(index[is_user], index[~is_user] - self.n_users)  # no full-table copy
+        return self.head(out_rows, llm_rows, mask=mask)

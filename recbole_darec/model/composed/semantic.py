@@ -49,6 +49,7 @@ class SemanticMixin:
         settings = semantic_settings(config)  # semantic_* keys, defaults in recbole_darec/semantic/build.py
         self.semantic_dim = register_semantic_buffers(self, dataset, fp16=bool(settings["semantic_fp16"]),
                                                       check_split=bool(settings["semantic_check_split"]))
+        self._grad_share_pending = bool(config_value(config, "log_grad_share", False))  # every head, not only DaRec
 
     def semantic_rows(self, users, items):
         """LLM rows and has-profile mask for the given users then items (one matrix, users first)."""
@@ -78,7 +79,7 @@ class SemanticMixin:
 
     def _log_grad_share_once(self, terms, head_terms):
         """With ``log_grad_share: True``, log each term's gradient norm on the embedding tables at the first step."""
-        if not getattr(self, "_grad_share_pending", False) or not self.training:
+        if not self._grad_share_pending or not self.training:
             return
         self._grad_share_pending = False
         tables = [p for n, p in self.named_parameters() if n.endswith("embedding.weight")]
