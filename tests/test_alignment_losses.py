@@ -11,11 +11,7 @@ from recbole_darec.model.alignment import (
     orthogonality_loss, uniformity_loss,
 )
 
-D64 = torch.float64
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
+from head_fixtures import D64, gen, make_head, rows
 
 
 def rand_orth(d_in, d_out, g):
@@ -209,20 +205,6 @@ def test_local_empty_cluster_is_excluded_not_nan(monkeypatch, mode):
 
 
 # --- DaRec head -----------------------------------------------------------------------------------------------
-def make_head(**kw):
-    torch.manual_seed(0)
-    args = dict(d_cf=8, d_llm=16, n_clusters=3, sample_size=256)
-    args.update(kw)
-    return DaRecHead(**args).double()
-
-
-def rows(n=120, seed=0):
-    g = gen(seed)
-    cf = (0.07 * torch.randn(n, 8, generator=g, dtype=D64)).requires_grad_(True)
-    llm = torch.randn(n, 16, generator=g, dtype=D64) + 1.0  # anisotropic: common mean
-    return cf, llm
-
-
 def grads_of(module):
     return [p.grad for p in module.parameters()]
 
@@ -360,9 +342,9 @@ def test_sample_nodes_caps_and_stays_inside_batch():
     assert torch.equal(again[0], users) and torch.equal(again[1], items)
 
 
-def test_cluster_labels_and_unif_sample():
+def test_cluster_labels_and_reg_sample():
     cf, llm = rows()
-    head = make_head(unif_sample=40)
+    head = make_head(reg_sample=40)
     labels = head.cluster_labels(cf.detach(), generator=gen(1))
     assert labels.shape == (120,) and set(labels.tolist()) <= {0, 1, 2}
     assert torch.isfinite(head(cf, llm, generator=gen(1))["darec_unif"])
@@ -371,7 +353,7 @@ def test_cluster_labels_and_unif_sample():
 @pytest.mark.parametrize("kwargs,name", [
     (dict(n_clusters=1), "n_clusters"), (dict(sample_size=1), "sample_size"), (dict(lam=-0.1), "lam"),
     (dict(n_clusters=8, sample_size=4), "n_clusters"), (dict(w_local=-1.0), "w_local"),
-    (dict(unif_sample=1), "unif_sample"), (dict(local_mode="l1"), "local_mode"),
+    (dict(reg_sample=1), "reg_sample"), (dict(local_mode="l1"), "local_mode"),
     (dict(global_mode="cos"), "global_mode"), (dict(structure_grad_scale="big"), "structure_grad_scale"),
     (dict(structure_grad_scale=-1.0), "structure_grad_scale"), (dict(warmup_steps=-1), "warmup_steps"),
     (dict(d_proj=0), "d_proj"), (dict(local_tau=0.0), "local_tau"), (dict(lam=float("nan")), "lam"),

@@ -13,10 +13,12 @@ row's scale, so its gradient grows like 1/||e||). Switches, with the literal var
 * ``regularizer_stopgrad`` - orthogonality and uniformity train the projectors only (E^C detached for them).
 * ``local_stopgrad`` - the local (cluster-centre) term trains the projectors only. Measured on ml-100k: the local
   term moves every member of a cluster the same way, and reaching E^C it cost ~5% test Recall@20 (seed 2020).
-* ``structure_grad_scale`` - multiplies the gradient that the global/local terms send into E^C (the forward
-  value is unchanged, projector gradients are unchanged). ``'auto'`` uses the detached mean squared row norm
-  of the sampled CF rows (capped at 1): for a scale-invariant loss this makes the step's *angular* change of a
-  row independent of the row's norm, the same ∝||e|| scaling BPR has. ``'none'`` (= 1.0) is the literal spec.
+* ``structure_grad_scale`` - what the global/local terms send into E^C (the forward value is unchanged,
+  projector gradients are unchanged). ``'auto'`` multiplies it by the detached mean squared row norm of the
+  sampled CF rows (capped at 1): for a scale-invariant loss this makes the step's *angular* change of a row
+  independent of the row's norm, the same ∝||e|| scaling BPR has. ``'relative'`` rescales it to
+  λ·||∇ L_rank|| on the same rows (the caller passes that norm), so λ is the ratio of the two gradients at
+  every step. ``'none'`` (= 1.0) is the literal spec; a float multiplies.
 * ``center_llm`` - subtract the sampled LLM rows' mean before projecting (sentence embeddings are anisotropic).
 * ``global_mode`` - 'mse' (literal) / 'centered' / 'standardized', see ``losses.global_structure_loss``.
 * ``warmup_steps`` - λ ramps linearly over that many training-mode calls.
@@ -30,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._util import randperm
+from .coupling import normalize_grad, scale_grad
 from .losses import (
     GLOBAL_MODES, LOCAL_MODES, LocalAlignment, TooFewPointsError, global_structure_loss, kmeans,
     local_structure_loss, orthogonality_loss, uniformity_loss,
@@ -39,20 +43,7 @@ from .projectors import cf_projector, llm_projector
 __all__ = ["DaRecHead", "DARec_TERMS"]
 
 DARec_TERMS = ("darec_global", "darec_local", "darec_orth", "darec_unif")
-
-
-def _randperm(n: int, generator: Optional[torch.Generator], device: torch.device) -> torch.Tensor:
-    # randperm needs the generator's device; move the result to where it is used
-    dev = generator.device if generator is not None else device
-    return torch.randperm(n, generator=generator, device=dev).to(device)
-
-
-def _scale_grad(x: torch.Tensor, scale: Union[float, torch.Tensor]) -> torch.Tensor:
-    """Identity in the forward pass (bit-exact), gradient multiplied by ``scale`` in the backward pass."""
-    if isinstance(scale, float) and scale == 1.0:
-        return x
-    base = x.detach()
-    return base + scale * (x - base)
+GRAD_SCALES = ("auto", "none", "relative")
 
 
 class DaRecHead(nn.Module):
@@ -66,8 +57,8 @@ class DaRecHead(nn.Module):
         n_clusters: K for the local alignment, 2 ≤ K ≤ sample_size.
         sample_size: N̂, the cap on sampled nodes per step (used by :meth:`sample_nodes`), ≥ 2.
         w_global, w_local, w_orth, w_unif: per-term weights ≥ 0 (0 skips the term's computation).
-        unif_sample: compute uniformity on a random subset of this many rows (bounds its O(N²) cost);
-            ``None`` -> all rows.
+        reg_sample: compute the regularisers (uniformity, orthogonality) on a random subset of this many rows
+            of Ω (bounds uniformity's O(N²) cost and the specific projectors' cost); ``None`` -> all rows.
         unif_t: uniformity temperature t > 0.
         local_mode: ``'mse'`` (normalised matched centres) or ``'infonce'`` (matched centre = positive).
         local_tau: temperature of the 'infonce' local mode.
@@ -75,8 +66,8 @@ class DaRecHead(nn.Module):
         global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` (see ``global_structure_loss``).
         regularizer_stopgrad: orthogonality/uniformity do not send gradient into the CF input rows.
         local_stopgrad: the local term does not send gradient into the CF input rows (projectors only).
-        structure_grad_scale: ``'auto'``, ``'none'`` or a float ≥ 0 multiplying the gradient the global and
-            local terms send into the CF input rows (see module docstring).
+        structure_grad_scale: ``'auto'``, ``'relative'``, ``'none'`` or a float ≥ 0: the gradient the global
+            and local terms send into the CF input rows (see module docstring).
         center_llm: subtract the mean of the (valid) LLM rows before projecting.
         warmup_steps: λ is scaled by min(1, (step+1)/warmup_steps), step = training-mode calls so far.
 
@@ -96,7 +87,7 @@ class DaRecHead(nn.Module):
         w_local: float = 1.0,
         w_orth: float = 1.0,
         w_unif: float = 1.0,
-        unif_sample: Optional[int] = None,
+        reg_sample: Optional[int] = None,
         unif_t: float = 2.0,
         local_mode: str = "mse",
         local_tau: float = 0.2,
@@ -132,26 +123,25 @@ class DaRecHead(nn.Module):
             raise ValueError(f"sample_size (N̂) must be >= 2, got {sample_size}")
         if n_clusters > sample_size:
             raise ValueError(f"n_clusters (K={n_clusters}) must not exceed sample_size (N̂={sample_size})")
-        if unif_sample is not None and (not isinstance(unif_sample, int) or unif_sample < 2):
-            raise ValueError(f"unif_sample must be None or an int >= 2, got {unif_sample!r}")
+        if reg_sample is not None and (not isinstance(reg_sample, int) or isinstance(reg_sample, bool)
+                                       or reg_sample < 2):
+            raise ValueError(f"reg_sample must be None or an int >= 2, got {reg_sample!r}")
         if warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
         if local_mode not in LOCAL_MODES:
             raise ValueError(f"local_mode must be one of {LOCAL_MODES}, got {local_mode!r}")
         if global_mode not in GLOBAL_MODES:
             raise ValueError(f"global_mode must be one of {GLOBAL_MODES}, got {global_mode!r}")
-        if isinstance(structure_grad_scale, str):
-            if structure_grad_scale not in ("auto", "none"):
-                raise ValueError(f"structure_grad_scale must be 'auto', 'none' or a float >= 0, "
-                                 f"got {structure_grad_scale!r}")
-        elif not math.isfinite(float(structure_grad_scale)) or structure_grad_scale < 0:
-            raise ValueError(f"structure_grad_scale must be 'auto', 'none' or a float >= 0, "
+        bad_scale = (structure_grad_scale not in GRAD_SCALES if isinstance(structure_grad_scale, str)
+                     else not math.isfinite(float(structure_grad_scale)) or structure_grad_scale < 0)
+        if bad_scale:
+            raise ValueError(f"structure_grad_scale must be one of {GRAD_SCALES} or a float >= 0, "
                              f"got {structure_grad_scale!r}")
         self.d_cf, self.d_llm, self.d_proj = d_cf, d_llm, d_proj
         self.lam, self.n_clusters, self.sample_size = float(lam), n_clusters, sample_size
         self.weights = {"darec_global": float(w_global), "darec_local": float(w_local),
                         "darec_orth": float(w_orth), "darec_unif": float(w_unif)}
-        self.unif_sample, self.unif_t = unif_sample, float(unif_t)
+        self.reg_sample, self.unif_t = reg_sample, float(unif_t)
         self.local_mode, self.local_tau, self.kmeans_iters = local_mode, float(local_tau), kmeans_iters
         self.global_mode = global_mode
         self.regularizer_stopgrad = bool(regularizer_stopgrad)
@@ -183,13 +173,17 @@ class DaRecHead(nn.Module):
             return self.lam
         return self.lam * min(1.0, (self._step + 1) / self.warmup_steps)
 
-    def _grad_scale(self, cf: torch.Tensor) -> Union[float, torch.Tensor]:
+    def _couple(self, cf: torch.Tensor, lam: float, backbone_grad_norm: Optional[torch.Tensor]) -> torch.Tensor:
+        """The CF rows as the structure terms see them: same values, gradient into E^C per structure_grad_scale."""
         s = self.structure_grad_scale
-        if s == "none":
-            return 1.0
+        if s == "relative":
+            if backbone_grad_norm is None:
+                raise ValueError("structure_grad_scale='relative' needs backbone_grad_norm (the ranking loss's "
+                                 "gradient norm on these rows)")
+            return normalize_grad(cf, lam * backbone_grad_norm)
         if s == "auto":
-            return cf.detach().pow(2).sum(-1).mean().clamp_max(1.0)
-        return float(s)
+            return scale_grad(cf, cf.detach().pow(2).sum(-1).mean().clamp_max(1.0))
+        return scale_grad(cf, 1.0 if s == "none" else float(s))
 
     # --- sampling ----------------------------------------------------------------------------------------
     @staticmethod
@@ -215,7 +209,7 @@ class DaRecHead(nn.Module):
         n_u, total = users.numel(), users.numel() + items.numel()
         if total <= sample_size:
             return users, items
-        pick = _randperm(total, generator, users.device)[:sample_size].sort().values
+        pick = randperm(total, generator, users.device)[:sample_size].sort().values
         return users[pick[pick < n_u]], items[pick[pick >= n_u] - n_u]
 
     # --- losses ------------------------------------------------------------------------------------------
@@ -225,6 +219,7 @@ class DaRecHead(nn.Module):
         llm_emb: torch.Tensor,
         mask: Optional[torch.Tensor] = None,
         generator: Optional[torch.Generator] = None,
+        backbone_grad_norm: Optional[torch.Tensor] = None,
     ) -> Dict[str, torch.Tensor]:
         """Weighted DaRec terms for already-sampled rows.
 
@@ -232,7 +227,9 @@ class DaRecHead(nn.Module):
             cf_emb: (N, d) CF rows of Ω (users and items together), with gradient.
             llm_emb: (N, d_L) frozen LLM rows of the same nodes, in the same order.
             mask: optional (N,) bool; False rows (no profile) are dropped before anything is computed.
-            generator: for K-means seeding and the uniformity sub-sample.
+            generator: for K-means seeding and the regularisers' sub-sample.
+            backbone_grad_norm: 0-d tensor, the norm of the ranking loss's gradient on the (masked) rows;
+                needed only by ``structure_grad_scale='relative'``.
         Returns:
             dict with keys ``DARec_TERMS``, each a scalar already multiplied by λ (after warm-up) and its
             weight. Terms that are switched off, or that cannot be computed (fewer than 2 valid rows; fewer
@@ -255,42 +252,42 @@ class DaRecHead(nn.Module):
         llm = llm_emb.detach().to(cf_emb.dtype)
         if self.center_llm:
             llm = llm - llm.mean(0, keepdim=True)
-
-        c_sh = l_sh = None
+        l_sh = self.llm_shared(llm) if any(coef.values()) else None
         if coef["darec_global"] or coef["darec_local"]:
-            c_sh = self.cf_shared(_scale_grad(cf_emb, self._grad_scale(cf_emb)))
-            l_sh = self.llm_shared(llm)
-            if coef["darec_global"]:
-                out["darec_global"] = coef["darec_global"] * global_structure_loss(c_sh, l_sh, self.global_mode)
-            if coef["darec_local"]:
-                c_local = self.cf_shared(cf_emb.detach()) if self.local_stopgrad else c_sh
-                try:
-                    res = local_structure_loss(c_local, l_sh, self.n_clusters, mode=self.local_mode,
-                                               tau=self.local_tau, iters=self.kmeans_iters, generator=generator)
-                except TooFewPointsError:  # tiny/duplicate batch: skip the term this step
-                    res = None
-                if res is not None:
-                    out["darec_local"] = coef["darec_local"] * res.loss
-                    self.last_local = res._replace(loss=res.loss.detach())
-
+            self._structure_terms(out, coef, self._couple(cf_emb, lam, backbone_grad_norm), cf_emb, l_sh, generator)
         if coef["darec_orth"] or coef["darec_unif"]:
-            cf_r = cf_emb.detach() if self.regularizer_stopgrad else cf_emb
-            unscaled = self.structure_grad_scale == "none" or (
-                not isinstance(self.structure_grad_scale, str) and float(self.structure_grad_scale) == 1.0)
-            reuse = c_sh is not None and not self.regularizer_stopgrad and unscaled
-            c_sh_r = c_sh if reuse else self.cf_shared(cf_r)
-            l_sh_r = l_sh if l_sh is not None else self.llm_shared(llm)
-            c_sp, l_sp = self.cf_specific(cf_r), self.llm_specific(llm)
-            if coef["darec_orth"]:
-                out["darec_orth"] = coef["darec_orth"] * (orthogonality_loss(c_sh_r, c_sp)
-                                                          + orthogonality_loss(l_sh_r, l_sp))
-            if coef["darec_unif"]:
-                parts = (c_sh_r, c_sp, l_sh_r, l_sp)
-                if self.unif_sample is not None and self.unif_sample < cf_r.shape[0]:
-                    idx = _randperm(cf_r.shape[0], generator, cf_r.device)[: self.unif_sample]
-                    parts = tuple(p[idx] for p in parts)
-                out["darec_unif"] = coef["darec_unif"] * sum(uniformity_loss(p, self.unif_t) for p in parts)
+            self._regularizer_terms(out, coef, cf_emb, llm, l_sh, generator)
         return out
+
+    def _structure_terms(self, out, coef, cf_coupled, cf_emb, l_sh, generator):
+        """Global and local alignment of the shared parts (the only terms that may reach E^C)."""
+        c_sh = self.cf_shared(cf_coupled)
+        if coef["darec_global"]:
+            out["darec_global"] = coef["darec_global"] * global_structure_loss(c_sh, l_sh, self.global_mode)
+        if coef["darec_local"]:
+            c_local = self.cf_shared(cf_emb.detach()) if self.local_stopgrad else c_sh
+            try:
+                res = local_structure_loss(c_local, l_sh, self.n_clusters, mode=self.local_mode,
+                                           tau=self.local_tau, iters=self.kmeans_iters, generator=generator)
+            except TooFewPointsError:  # tiny/duplicate batch: skip the term this step
+                return
+            out["darec_local"] = coef["darec_local"] * res.loss
+            self.last_local = res._replace(loss=res.loss.detach())
+
+    def _regularizer_terms(self, out, coef, cf_emb, llm, l_sh, generator):
+        """Orthogonality and uniformity of the four projections, on ``reg_sample`` rows of Ω."""
+        n = cf_emb.shape[0]
+        if self.reg_sample is not None and self.reg_sample < n:
+            idx = randperm(n, generator, cf_emb.device)[: self.reg_sample]
+            cf_emb, llm, l_sh = cf_emb[idx], llm[idx], l_sh[idx]
+        cf_r = cf_emb.detach() if self.regularizer_stopgrad else cf_emb
+        c_sh, c_sp = self.cf_shared(cf_r), self.cf_specific(cf_r)
+        l_sp = self.llm_specific(llm)
+        if coef["darec_orth"]:
+            out["darec_orth"] = coef["darec_orth"] * (orthogonality_loss(c_sh, c_sp) + orthogonality_loss(l_sh, l_sp))
+        if coef["darec_unif"]:
+            parts = (c_sh, c_sp, l_sh, l_sp)
+            out["darec_unif"] = coef["darec_unif"] * sum(uniformity_loss(p, self.unif_t) for p in parts)
 
     @torch.no_grad()
     def cluster_labels(self, cf_emb: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:

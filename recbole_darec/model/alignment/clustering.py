@@ -1,0 +1,159 @@
+"""K-means in torch, differentiable cluster centres and Hungarian matching (DaRec's local alignment, DESIGN §3.6).
+
+RecBole-independent: plain tensors in, tensors out. K-means runs without gradient on the rows' device; the
+centres that enter a loss are recomputed from the labels with gradient (:func:`cluster_centres`).
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from ._util import check_rows, norm_rows
+
+__all__ = ["TooFewPointsError", "kmeans", "cluster_centres", "match_clusters"]
+
+
+class TooFewPointsError(ValueError):
+    """Raised by :func:`kmeans` when there are fewer distinct points than clusters."""
+
+
+def _too_few(x: torch.Tensor, k: int) -> TooFewPointsError:
+    n_distinct = torch.unique(x, dim=0).shape[0]  # only on the error path: unique(dim=0) sorts every row
+    return TooFewPointsError(
+        f"k={k} clusters need at least k distinct points, got {n_distinct} distinct of {x.shape[0]} rows")
+
+
+def _sample_index(weights: torch.Tensor, generator: Optional[torch.Generator]) -> int:
+    # multinomial needs the generator and the tensor on the same device
+    if generator is not None and weights.device != generator.device:
+        weights = weights.to(generator.device)
+    return int(torch.multinomial(weights, 1, generator=generator).item())
+
+
+def _sq_dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    # direct differences, not the ||a||²+||b||²−2ab expansion: distinct nearby points keep d > 0
+    return (x.unsqueeze(1) - c.unsqueeze(0)).pow(2).sum(-1)
+
+
+def _nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    # argmin_k ||x - c_k||² = argmax_k (x·c_k - ||c_k||²/2): one (N, d) x (d, K) product instead of N·K·d
+    # differences; ties between exactly equidistant centres may break differently, which Lloyd tolerates
+    return (x @ c.t() - 0.5 * c.pow(2).sum(1)).argmax(1)
+
+
+def _kmeanspp(x: torch.Tensor, k: int, generator: Optional[torch.Generator]) -> torch.Tensor:
+    n = x.shape[0]
+    first = _sample_index(torch.ones(n, dtype=x.dtype, device=x.device), generator)
+    centres = [x[first]]
+    d2 = _sq_dist(x, x[first : first + 1]).squeeze(1)
+    for _ in range(1, k):
+        if not bool(d2.max() > 0):  # every point coincides with a chosen centre: fewer distinct points than k
+            raise _too_few(x, k)
+        idx = _sample_index(d2, generator)
+        centres.append(x[idx])
+        d2 = torch.minimum(d2, _sq_dist(x, x[idx : idx + 1]).squeeze(1))
+    return torch.stack(centres)
+
+
+@torch.no_grad()
+def kmeans(
+    x: torch.Tensor,
+    k: int,
+    iters: int = 10,
+    init: Union[str, torch.Tensor] = "kmeans++",
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's K-means in torch on x's device, without gradient.
+
+    Args:
+        x: (N, d) points (pass normalised rows for spherical-style clustering).
+        k: number of clusters, ≥ 2.
+        iters: Lloyd iterations (assign, update), ≥ 1.
+        init: ``'kmeans++'`` (D² sampling), ``'random'`` (k distinct random points) or a (k, d) tensor of
+            starting centres (warm start from the previous step).
+        generator: torch.Generator for reproducible seeding (may live on another device than x).
+
+    Returns:
+        labels (N,) long in [0, k) and centres (k, d) in x's dtype (float32 for half inputs).
+
+    A cluster that becomes empty during an update is re-seeded with the point farthest from its own centre
+    (distinct points for several empties), so no NaN is ever produced; in degenerate ties the final labels
+    may still leave a cluster empty, which :func:`cluster_centres` reports in its validity mask.
+
+    Raises:
+        ValueError: k < 2 or iters < 1; :class:`TooFewPointsError` (a ValueError) when x has fewer distinct
+            rows than k (the message gives both numbers). With a tensor ``init`` distinctness is not checked
+            (a warm start must not pay for it); duplicate-only data then ends with empty clusters instead.
+    """
+    if k < 2:
+        raise ValueError(f"k (number of clusters) must be >= 2, got {k}")
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    check_rows("x", x)
+    x = x.detach()
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+    if x.shape[0] < k:
+        raise _too_few(x, k)
+    if isinstance(init, torch.Tensor):
+        if init.shape != (k, x.shape[1]):
+            raise ValueError(f"init centres must have shape {(k, x.shape[1])}, got {tuple(init.shape)}")
+        centres = init.detach().to(device=x.device, dtype=x.dtype).clone()
+    elif init == "kmeans++":
+        centres = _kmeanspp(x, k, generator)
+    elif init == "random":
+        uniq = torch.unique(x, dim=0)
+        if uniq.shape[0] < k:
+            raise _too_few(x, k)
+        dev = generator.device if generator is not None else uniq.device
+        pick = torch.randperm(uniq.shape[0], generator=generator, device=dev)[:k].to(uniq.device)
+        centres = uniq[pick].clone()
+    else:
+        raise ValueError(f"init must be 'kmeans++', 'random' or a (k, d) tensor, got {init!r}")
+
+    for _ in range(iters):
+        labels = _nearest(x, centres)
+        sums = torch.zeros_like(centres).index_add_(0, labels, x)
+        counts = torch.bincount(labels, minlength=k)
+        empty = counts == 0
+        centres = torch.where(empty.unsqueeze(1), centres, sums / counts.clamp_min(1).unsqueeze(1).to(x.dtype))
+        n_empty = int(empty.sum())
+        if n_empty:
+            own = _sq_dist(x, centres).gather(1, labels.unsqueeze(1)).squeeze(1)
+            far = own.topk(n_empty).indices
+            centres[empty] = x[far]
+    labels = _nearest(x, centres)
+    return labels, centres
+
+
+def cluster_centres(x: torch.Tensor, labels: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable cluster means.
+
+    ``P_k = mean_{i: labels_i = k} x_i``; an empty cluster gets a zero row.
+    Returns (centres (k, d), valid (k,) bool = cluster non-empty). Gradient flows to x.
+    """
+    check_rows("x", x)
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(labels.shape)}")
+    sums = x.new_zeros(k, x.shape[1]).index_add(0, labels, x)
+    counts = torch.bincount(labels, minlength=k)[:k]
+    return sums / counts.clamp_min(1).unsqueeze(1).to(x.dtype), counts > 0
+
+
+def match_clusters(p_cf: torch.Tensor, p_llm: torch.Tensor) -> torch.Tensor:
+    """Adaptive one-to-one matching of centres (Hungarian algorithm).
+
+    Maximises ``Σ_k cos(p_cf_k, p_llm_π(k))`` over permutations π of the K×K cosine matrix
+    (scipy ``linear_sum_assignment``). Returns π as a LongTensor (K,) on p_cf's device:
+    CF centre k is matched with LLM centre π[k]. Zero (empty-cluster) centres have cosine 0 with everything.
+    """
+    if p_cf.shape != p_llm.shape:
+        raise ValueError(f"p_cf {tuple(p_cf.shape)} and p_llm {tuple(p_llm.shape)} must have the same shape")
+    cos = (norm_rows(p_cf.detach().double()) @ norm_rows(p_llm.detach().double()).t()).cpu().numpy()
+    rows, cols = linear_sum_assignment(cos, maximize=True)
+    perm = np.empty(len(rows), dtype=np.int64)
+    perm[rows] = cols
+    return torch.from_numpy(perm).to(p_cf.device)

@@ -1,0 +1,26 @@
+"""Small float64 inputs shared by the DaRec head tests (imported by test_alignment_losses / test_darec_head_modes)."""
+import torch
+
+from recbole_darec.model.alignment import DaRecHead
+
+D64 = torch.float64
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def make_head(**kw):
+    """A float64 head with d=8, d_L=16, K=3 (seeded initialisation); keyword arguments override."""
+    torch.manual_seed(0)
+    args = dict(d_cf=8, d_llm=16, n_clusters=3, sample_size=256)
+    args.update(kw)
+    return DaRecHead(**args).double()
+
+
+def rows(n=120, seed=0):
+    """CF rows of propagated-embedding scale (~0.07, with gradient) and anisotropic LLM rows (common mean)."""
+    g = gen(seed)
+    cf = (0.07 * torch.randn(n, 8, generator=g, dtype=D64)).requires_grad_(True)
+    llm = torch.randn(n, 16, generator=g, dtype=D64) + 1.0
+    return cf, llm

@@ -1,0 +1,123 @@
+"""Properties of the DaRec head's balance modes: gradient coupling into E^C, the per-node local mode, the
+regularisers' sub-sample (recbole_darec.model.alignment; RecBole-free, float64)."""
+import pytest
+import torch
+
+from recbole_darec.model.alignment import DARec_TERMS, local_structure_loss
+from recbole_darec.model.alignment.coupling import normalize_grad, scale_grad
+
+from head_fixtures import D64, gen, make_head, rows
+
+
+def clustered_pair(n_per=30, k=3, seed=3):
+    """CF and LLM rows of the same nodes: k blobs, the LLM side a different random map of the same blobs."""
+    g = gen(seed)
+    labels = torch.arange(k).repeat_interleave(n_per)
+    def side():
+        centres = 3 * torch.randn(k, 8, generator=g, dtype=D64)
+        return centres[labels] + 0.3 * torch.randn(k * n_per, 8, generator=g, dtype=D64)
+
+    return side(), side()
+
+
+# --- coupling functions ---------------------------------------------------------------------------------------
+def test_normalize_grad_keeps_value_and_direction_and_sets_the_norm():
+    x = torch.randn(10, 4, generator=gen(1), dtype=D64, requires_grad=True)
+    w = torch.randn(10, 4, generator=gen(2), dtype=D64)
+    y = normalize_grad(x, torch.tensor(0.25, dtype=D64))
+    assert torch.equal(y, x)
+    (y * w).sum().backward()
+    assert x.grad.norm().item() == pytest.approx(0.25, rel=1e-12)
+    assert torch.allclose(x.grad / x.grad.norm(), w / w.norm(), atol=1e-12)
+
+
+def test_normalize_grad_of_zero_gradient_stays_zero():
+    x = torch.randn(5, 3, dtype=D64, requires_grad=True)
+    (normalize_grad(x, torch.tensor(1.0, dtype=D64)) * 0.0).sum().backward()
+    assert torch.count_nonzero(x.grad) == 0 and torch.isfinite(x.grad).all()
+
+
+def test_scale_grad_multiplies_only_the_gradient():
+    x = torch.randn(6, 2, dtype=D64, requires_grad=True)
+    y = scale_grad(x, 0.1)
+    assert torch.equal(y, x)
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.full_like(x, 0.1))
+
+
+# --- structure_grad_scale='relative' ----------------------------------------------------------------------------
+@pytest.mark.parametrize("lam", [0.1, 1.0])
+def test_relative_coupling_sets_the_backbone_gradient_to_lambda_times_reference(lam):
+    cf, llm = rows()
+    reference = torch.tensor(3e-3, dtype=D64)
+    head = make_head(lam=lam, structure_grad_scale="relative")
+    out = head(cf, llm, generator=gen(1), backbone_grad_norm=reference)
+    sum(out.values()).backward()  # regularisers are detached from E^C (default): only structure terms reach cf
+    assert cf.grad.norm().item() == pytest.approx(lam * 3e-3, rel=1e-9)
+
+
+def test_relative_coupling_leaves_values_and_projector_gradients_unchanged():
+    cf, llm = rows()
+    results = {}
+    for scale, ref in (("none", None), ("relative", torch.tensor(1e-4, dtype=D64))):
+        head = make_head(structure_grad_scale=scale)
+        x = cf.detach().clone().requires_grad_(True)
+        out = head(x, llm, generator=gen(1), backbone_grad_norm=ref)
+        sum(out.values()).backward()
+        results[scale] = ([v.item() for v in out.values()], head.cf_shared[0].weight.grad.clone(), x.grad)
+    assert results["relative"][0] == pytest.approx(results["none"][0], rel=1e-12)
+    assert torch.allclose(results["relative"][1], results["none"][1], rtol=1e-9)
+    none_dir = results["none"][2] / results["none"][2].norm()
+    assert torch.allclose(results["relative"][2] / results["relative"][2].norm(), none_dir, atol=1e-10)
+
+
+def test_relative_coupling_without_reference_is_a_clear_error():
+    cf, llm = rows()
+    with pytest.raises(ValueError, match="backbone_grad_norm"):
+        make_head(structure_grad_scale="relative")(cf, llm)
+
+
+# --- local_mode='assign' ----------------------------------------------------------------------------------------
+def test_assign_mode_rewards_per_node_agreement_and_ignores_cluster_labels():
+    cf, llm = clustered_pair()
+    agree = local_structure_loss(cf, llm, 3, mode="assign", generator=gen(1)).loss.item()
+    shuffled = llm[torch.randperm(llm.shape[0], generator=gen(2))]
+    disagree = local_structure_loss(cf, shuffled, 3, mode="assign", generator=gen(1)).loss.item()
+    assert agree < 0.5 * disagree
+    perm = torch.randperm(cf.shape[0], generator=gen(4))  # the same nodes in another order, other labels
+    again = local_structure_loss(cf[perm], llm[perm], 3, mode="assign", generator=gen(5)).loss.item()
+    assert again == pytest.approx(agree, rel=1e-6)
+
+
+def test_assign_mode_pulls_a_node_towards_its_llm_cluster():
+    """One node sits in CF blob 0 but in LLM blob 1: its descent direction points to CF blob 1."""
+    cf, llm = clustered_pair()
+    llm[0] = llm[45]  # node 0: CF cluster 0, LLM cluster 1 (nodes 30..59 are blob 1)
+    cf.requires_grad_(True)
+    local_structure_loss(cf, llm, 3, mode="assign", tau=0.2, generator=gen(1)).loss.backward()
+    towards_blob1 = torch.nn.functional.normalize(cf[30:60].mean(0) - cf[0], dim=0).detach()
+    step = -cf.grad[0]
+    assert torch.dot(step / step.norm(), towards_blob1).item() > 0.3
+    others = -cf.grad[1:30]  # nodes whose clusters agree are barely moved compared with node 0
+    assert others.norm(dim=1).max() < step.norm()
+
+
+def test_head_with_assign_mode_and_local_reaching_e_c():
+    cf, llm = rows()
+    out = make_head(local_mode="assign", local_stopgrad=False, w_global=0.0, w_orth=0.0, w_unif=0.0)(
+        cf, llm, generator=gen(1))
+    assert out["darec_local"].item() > 0
+    out["darec_local"].backward()
+    assert cf.grad is not None and cf.grad.norm() > 0
+
+
+# --- regularisers on a sub-sample -------------------------------------------------------------------------------
+def test_reg_sample_runs_the_specific_projectors_on_that_many_rows_only():
+    cf, llm = rows()
+    seen = []
+    head = make_head(reg_sample=40)
+    head.llm_specific.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
+    head.cf_specific.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
+    out = head(cf, llm, generator=gen(1))
+    assert seen == [40, 40]
+    assert all(torch.isfinite(out[k]) for k in DARec_TERMS) and out["darec_unif"].item() < 0
