@@ -1,6 +1,10 @@
 """Backbone + head compositions (DaRec*, RLMRec*, generic DaRec on a RecBole zoo model) trained for real on
 ml-100k with MiniLM profile embeddings (built once by the semantic module and cached next to the data)."""
 import math
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -76,3 +80,56 @@ def test_missing_semantic_embeddings_say_what_to_provide(quick_config):
     # yelp ships without LLM embeddings (RLMRec's ada-002 files are download-only): the run must stop, not train.
     with pytest.raises(FileNotFoundError, match="convert_rlmrec"):
         built("DaRecLightGCN", quick_config, dataset="yelp")
+
+
+def test_relative_coupling_measures_the_ranking_gradient_on_omega(quick_config):
+    """``darec_structure_grad_scale: relative``: the reference is ||∇ bpr|| on Ω's rows, and the structure terms'
+    gradient on those rows of the final embeddings is λ times it."""
+    _, (train_data, *_), model, _ = built("DaRecLightGCN", quick_config, darec_structure_grad_scale="relative",
+                                          darec_lambda=0.3)
+    model.train()
+    batch = next(iter(train_data))
+    user_all, item_all = model.forward()
+    bpr, _ = model.backbone_loss(batch, user_all, item_all)
+    users, items = model.sample_omega(batch)
+    _, mask = model.semantic_rows(users, items)
+    reference = model.ranking_grad_norm((bpr,), user_all, item_all, users, items, mask)
+    g_u, g_i = torch.autograd.grad(bpr, (user_all, item_all), retain_graph=True)
+    assert reference.item() == pytest.approx(torch.cat([g_u[users], g_i[items]])[mask].norm().item(), rel=1e-6)
+    terms = model.head_loss(batch, user_all, item_all, (bpr,))
+    g_u, g_i = torch.autograd.grad(terms["darec_global"] + terms["darec_local"], (user_all, item_all))
+    assert torch.cat([g_u[users], g_i[items]]).norm().item() == pytest.approx(0.3 * reference.item(), rel=1e-4)
+
+
+def test_generic_darec_propagates_once_and_keeps_the_zoo_loss(quick_config, monkeypatch):
+    _, (train_data, *_), model, _ = built("DaRec", quick_config, backbone="LightGCN")
+    model.train()
+    batch = next(iter(train_data))
+    calls, real_forward = [], type(model.backbone).forward
+
+    def counting(self, *args, **kwargs):  # counts the real propagations
+        calls.append(1)
+        return real_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model.backbone), "forward", counting)
+    terms = model.calculate_loss(batch)
+    assert len(calls) == 1 and "forward" not in vars(model.backbone)  # the temporary forward is removed again
+    torch.manual_seed(0)
+    expected = model.backbone.calculate_loss(batch)
+    assert terms[0].item() == pytest.approx(sum(expected).item(), rel=1e-6)
+
+
+def test_cli_trains_darec_and_logs_every_term(tmp_path):
+    """The user's command: each DaRec term appears by name with a finite value in the epoch lines."""
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(repo / "run_recbole_darec.py"), "--model=DaRecLightGCN", "--dataset=ml-100k",
+         "--epochs=2", "--embedding_size=32", "--train_batch_size=4096", f"--checkpoint_dir={tmp_path}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    log = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)  # RecBole colours the console lines
+    for epoch in (0, 1):
+        line = next(l for l in log.splitlines() if re.search(rf"epoch {epoch} training", l))
+        for term in ("bpr", "reg", "darec_global", "darec_local", "darec_orth", "darec_unif"):
+            value = re.search(rf"{term}\s*:\s*(-?[\d.]+(?:e-?\d+)?)", line)
+            assert value and math.isfinite(float(value.group(1))), (term, line)

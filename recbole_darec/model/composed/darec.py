@@ -17,7 +17,7 @@ from recbole_darec.model.composed.semantic import SemanticMixin, build_with_conf
 HEAD_KEYS = {
     "lam": "darec_lambda", "n_clusters": "darec_k", "sample_size": "darec_sample_size", "d_proj": "darec_d_proj",
     "w_global": "darec_w_global", "w_local": "darec_w_local", "w_orth": "darec_w_orth", "w_unif": "darec_w_unif",
-    "unif_sample": "darec_unif_sample", "local_mode": "darec_local_mode", "global_mode": "darec_global_mode",
+    "reg_sample": "darec_reg_sample", "local_mode": "darec_local_mode", "global_mode": "darec_global_mode",
     "kmeans_iters": "darec_kmeans_iters", "regularizer_stopgrad": "darec_regularizer_stopgrad",
     "local_stopgrad": "darec_local_stopgrad",
     "structure_grad_scale": "darec_structure_grad_scale", "center_llm": "darec_center_llm",
@@ -45,11 +45,33 @@ class DaRecMixin(SemanticMixin):
         """Ω: unique users and positive items of the batch, capped at N̂ (the head's cost is independent of |V|)."""
         return DaRecHead.sample_nodes(interaction[self.USER_ID], interaction[self.ITEM_ID], self.head.sample_size)
 
-    def head_loss(self, interaction, user_all, item_all):
+    def head_loss(self, interaction, user_all, item_all, backbone_terms=()):
         users, items = self.sample_omega(interaction)
         cf_rows = torch.cat([user_all[users], item_all[items]])  # gather first, project only Ω
         llm_rows, mask = self.semantic_rows(users, items)
-        return self.head(cf_rows, llm_rows, mask=mask)
+        reference = None
+        if self.head.structure_grad_scale == "relative":
+            reference = self.ranking_grad_norm(backbone_terms, user_all, item_all, users, items, mask)
+        return self.head(cf_rows, llm_rows, mask=mask, backbone_grad_norm=reference)
+
+    def ranking_grad_norm(self, backbone_terms, user_all, item_all, users, items, mask):
+        """||∇ L_rank|| on Ω's rows of the final embeddings (the scale ``structure_grad_scale: relative`` uses).
+
+        One extra backward through the ranking loss's scoring only (gathers and dot products), not through the
+        propagation: ``user_all``/``item_all`` are the propagated tensors the loss was computed from.
+        """
+        if not backbone_terms:
+            raise ValueError("darec_structure_grad_scale=relative needs the backbone's ranking loss")
+        rank_loss = backbone_terms[0]
+        if not (torch.is_grad_enabled() and rank_loss.requires_grad):
+            return rank_loss.new_zeros(())
+        grads = torch.autograd.grad(rank_loss, (user_all, item_all), retain_graph=True, allow_unused=True)
+        if all(g is None for g in grads):
+            raise ValueError(f"darec_structure_grad_scale=relative: the ranking loss of {type(self).__name__} "
+                             "does not use forward()'s embeddings; use darec_structure_grad_scale=auto")
+        rows = [g[ids] if g is not None else table.new_zeros(len(ids), table.shape[1])
+                for g, ids, table in zip(grads, (users, items), (user_all, item_all))]
+        return torch.cat(rows)[mask].norm()
 
     def _eval_embeddings(self):
         user_all, item_all = super()._eval_embeddings()

@@ -2,7 +2,8 @@
 
 A model is ``class DaRecLightGCN(DaRecMixin, LightGCNBackbone)``. The head mixins (``darec.py``, ``rlmrec.py``)
 build on :class:`SemanticMixin`, which works with any backbone exposing ``forward() -> (user_all, item_all)``,
-``backbone_loss(interaction, user_all, item_all)`` (a tuple of terms), ``loss_names`` and ``clear_cache()``;
+``backbone_loss(interaction, user_all, item_all)`` (a tuple of terms, the ranking loss first), ``loss_names`` and
+``clear_cache()``; a head mixin implements ``head_loss(interaction, user_all, item_all, backbone_terms)``;
 ``zoo.py`` adapts RecBole's own models to that interface.
 """
 import logging
@@ -12,6 +13,7 @@ import torch
 from recbole_darec.model.alignment import grad_norms
 from recbole_darec.semantic import ensure_semantic_embeddings, register_semantic_buffers
 from recbole_darec.semantic.build import semantic_settings
+from recbole_darec.semantic.whiten import pca_tables
 
 
 def config_value(config, key, default):
@@ -49,7 +51,21 @@ class SemanticMixin:
         settings = semantic_settings(config)  # semantic_* keys, defaults in recbole_darec/semantic/build.py
         self.semantic_dim = register_semantic_buffers(self, dataset, fp16=bool(settings["semantic_fp16"]),
                                                       check_split=bool(settings["semantic_check_split"]))
+        if settings["semantic_pca_dim"]:
+            self._reduce_semantic_tables(int(settings["semantic_pca_dim"]), bool(settings["semantic_pca_whiten"]))
         self._grad_share_pending = bool(config_value(config, "log_grad_share", False))  # every head, not only DaRec
+
+    def _reduce_semantic_tables(self, dim, whiten):
+        """Replace the LLM tables by their top-``dim`` principal components (computed once, at build time)."""
+        width = self.semantic_dim
+        try:
+            user, item, explained = pca_tables(self.user_semantic, self.item_semantic, self.user_semantic_mask,
+                                               self.item_semantic_mask, dim, whiten=whiten)
+        except ValueError as err:
+            raise ValueError(f"invalid config semantic_pca_dim={dim!r}: {err}") from None
+        self.user_semantic, self.item_semantic, self.semantic_dim = user, item, dim  # still non-persistent buffers
+        logging.getLogger().info(f"semantic: PCA {width} -> {dim} dims ({'whitened, ' if whiten else ''}"
+                                 f"{100 * explained:.1f}% of the profile rows' variance)")
 
     def semantic_rows(self, users, items):
         """LLM rows and has-profile mask for the given users then items (one matrix, users first)."""
@@ -65,7 +81,7 @@ class SemanticMixin:
         self.clear_cache()
         user_all, item_all = self.training_embeddings(interaction)
         terms = tuple(self.backbone_loss(interaction, user_all, item_all))
-        head_terms = self.head_loss(interaction, user_all, item_all)
+        head_terms = self.head_loss(interaction, user_all, item_all, terms)
         self._log_grad_share_once(terms, head_terms)
         return terms + tuple(head_terms.values())
 

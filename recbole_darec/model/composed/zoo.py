@@ -9,9 +9,10 @@ from recbole_darec.model.composed.semantic import config_value
 class ZooBackbone(CachedDotProductScoring, GeneralRecommender):
     """Adapts a RecBole zoo model (``backbone: LightGCN``, ``NGCF``, ...) to the backbone interface.
 
-    The zoo model computes its own loss (with its own forward pass); the head then runs on a second
-    ``forward()`` call -- one extra propagation per step, the price of not touching RecBole's code. Scores are
-    dot products of ``forward()``'s embeddings, as in RecBole's graph models.
+    The zoo model computes its own loss with its own ``calculate_loss``; while it does, its argument-less
+    ``forward()`` returns the embeddings the head sees, so a step propagates once and the head's
+    ``structure_grad_scale: relative`` can measure the ranking gradient on them. Scores are dot products of
+    ``forward()``'s embeddings, as in RecBole's graph models.
     """
 
     input_type = InputType.PAIRWISE
@@ -37,5 +38,14 @@ class ZooBackbone(CachedDotProductScoring, GeneralRecommender):
         return out
 
     def backbone_loss(self, interaction, user_all, item_all):
-        loss = self.backbone.calculate_loss(interaction)
+        original = self.backbone.forward
+
+        def reuse(*args, **kwargs):  # forward(...) with arguments (e.g. a view graph) runs for real
+            return original(*args, **kwargs) if args or kwargs else (user_all, item_all)
+
+        self.backbone.forward = reuse  # instance attribute, shadows the class method until deleted
+        try:
+            loss = self.backbone.calculate_loss(interaction)
+        finally:
+            del self.backbone.forward
         return (sum(loss) if isinstance(loss, tuple) else loss,)  # zoo models name no terms: log one sum
