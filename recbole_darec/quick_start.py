@@ -4,9 +4,11 @@
 ``objective_function`` reports *test* metrics to Ray Tune. Nothing here reports to Ray; tuning code passes an
 ``epoch_callback`` and reports validation metrics itself.
 """
+import contextlib
 import logging
 import sys
 from logging import getLogger
+from pathlib import Path
 
 from recbole.data import create_dataset
 from recbole.utils import get_environment, init_logger, init_seed, set_color
@@ -28,19 +30,45 @@ def format_result_table(valid_result, test_result):
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def dataset_build_lock(config):
+    """Serialise, across processes on one machine, the part of a run that writes and reads the dataset folder.
+
+    An aligned model's ``prepare_data`` (re)writes ``<ds>.useremb`` (on ml-100k user profiles follow the seed's
+    split) and RecBole then loads it: two runs with different seeds interleaving there (a comparison, Ray Tune
+    trials, two terminals) would load each other's profiles -- the split check then stops one of them. A lock
+    file in the dataset folder makes them take turns; training itself runs concurrently. Where the folder is
+    read-only (nothing is written there either) or fcntl is unavailable, no lock is taken.
+    """
+    try:
+        import fcntl
+
+        handle = open(Path(config["data_path"]) / f".{config['dataset']}.build.lock", "a")
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build(config):
     """Dataset, dataloaders, model and trainer for a config; the same path for the CLI, Ray and comparisons."""
     model_class = config.model_class
     prepare = getattr(model_class, "prepare_data", None)
-    if prepare is not None:
+    with dataset_build_lock(config) if prepare is not None else contextlib.nullcontext():
+        if prepare is not None:
+            init_seed(config["seed"], config["reproducibility"])
+            prepare(config)  # e.g. build semantic embedding files before RecBole loads the dataset
+        # Seed right before the split: a random split (ml-100k) must be the same whatever ran before.
         init_seed(config["seed"], config["reproducibility"])
-        prepare(config)  # e.g. build semantic embedding files before RecBole loads the dataset
-    # Seed right before the split: a random split (ml-100k) must be the same whatever ran before.
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = model_class(config, train_data.dataset).to(config["device"])
+        dataset = create_dataset(config)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
+        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+        model = model_class(config, train_data.dataset).to(config["device"])  # reads the manifest (split check)
     trainer = get_plugin_trainer(config)(config, model)
     return dataset, (train_data, valid_data, test_data), model, trainer
 

@@ -113,8 +113,7 @@ def run_comparison(opts, log=print):
     ray_options = None
     if opts.ray:
         ray_options = {"address": opts.address, "cpus_per_run": opts.cpus_per_run, "gpus_per_run": opts.gpus_per_run}
-    lock = str((opts.out_dir / ".build.lock").resolve()) if (opts.ray or opts.parallel > 1) else None
-    runner.run_many(specs, on_record, on_error, parallel=opts.parallel, ray_options=ray_options, lock_file=lock)
+    runner.run_many(specs, on_record, on_error, parallel=opts.parallel, ray_options=ray_options)
     paths = write_report(opts, rec.read_records(runs_file), log=log)
     wall = time.perf_counter() - started
     log(f"total wall time: {wall:.1f}s ({len(ran)} run(s) now, {len(failed)} failed)")

@@ -3,7 +3,6 @@
 :func:`run_one` is a module-level function of plain dicts in and out, so a process pool or a Ray task can run it.
 Records come back to the driver, which alone appends them to ``runs.jsonl`` (no concurrent writers).
 """
-import contextlib
 import logging
 import os
 import time
@@ -57,8 +56,7 @@ def run_one(spec):
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     started = time.time()
-    with _build_lock(spec.get("lock_file")):
-        _, (train_data, valid_data, test_data), _, trainer = build(config)
+    _, (train_data, valid_data, test_data), _, trainer = build(config)  # build() locks the dataset folder
     fit_start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, verbose=False, saved=True,
                                                       show_progress=config["show_progress"])
@@ -83,37 +81,14 @@ def run_one(spec):
     }
 
 
-@contextlib.contextmanager
-def _build_lock(path):
-    """Serialise data building across concurrent runs on one machine.
-
-    A DaRec model's ``prepare_data`` writes the dataset's semantic cache (user profiles depend on the seed's
-    split on ml-100k) and RecBole then reads it: two runs interleaving there could load each other's profiles.
-    Training itself runs concurrently. ``path`` None: no lock (sequential runs).
-    """
-    if not path:
-        yield
-        return
-    import fcntl
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def run_many(specs, on_record, on_error, parallel=1, ray_options=None, lock_file=None):
+def run_many(specs, on_record, on_error, parallel=1, ray_options=None):
     """Run ``specs``; ``on_record(spec, record)`` / ``on_error(spec, exc)`` are called in the driver as runs end.
 
     ``ray_options`` (dict: ``address``, ``cpus_per_run``, ``gpus_per_run``) selects Ray; else
-    ``parallel`` processes (1 = in this process, in order). ``lock_file`` serialises data building (see
-    :func:`_build_lock`).
+    ``parallel`` processes (1 = in this process, in order).
     """
     if ray_options is not None:
-        return _run_ray(specs, on_record, on_error, lock_file=lock_file, **ray_options)
+        return _run_ray(specs, on_record, on_error, **ray_options)
     if parallel <= 1:
         for spec in specs:
             try:
@@ -128,30 +103,30 @@ def run_many(specs, on_record, on_error, parallel=1, ray_options=None, lock_file
 
     threads = max(1, (os.cpu_count() or 1) // parallel)  # share the cores instead of oversubscribing them
     with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_one, {**spec, "threads": threads, "lock_file": lock_file}): spec for spec in specs}
+        futures = {pool.submit(run_one, {**spec, "threads": threads}): spec for spec in specs}
         for future in as_completed(futures):
             _deliver(futures[future], future.result, on_record, on_error)
 
 
-def _run_ray(specs, on_record, on_error, address=None, cpus_per_run=1.0, gpus_per_run=0.0, lock_file=None):
+def _run_ray(specs, on_record, on_error, address=None, cpus_per_run=1.0, gpus_per_run=0.0):
     import ray
 
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=True)
     try:
-        _ray_loop(specs, on_record, on_error, cpus_per_run, gpus_per_run, lock_file)
+        _ray_loop(specs, on_record, on_error, cpus_per_run, gpus_per_run)
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _ray_loop(specs, on_record, on_error, cpus_per_run, gpus_per_run, lock_file):
+def _ray_loop(specs, on_record, on_error, cpus_per_run, gpus_per_run):
     import ray
 
     task = ray.remote(run_one).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
     threads = max(1, int(cpus_per_run))
-    extra = {"threads": threads, "use_ray_gpu": gpus_per_run > 0, "lock_file": lock_file}
+    extra = {"threads": threads, "use_ray_gpu": gpus_per_run > 0}
     pending = {task.remote({**spec, **extra}): spec for spec in specs}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)

@@ -27,6 +27,8 @@ SEMANTIC_DEFAULTS = {
     "semantic_device": None,  # None = config['device']
     "semantic_max_length": None,  # tokens; None = the encoder's own (256 for MiniLM)
     "semantic_fp16": False,  # store the model's buffers in float16
+    "semantic_pca_dim": None,  # keep the top-k principal directions of the profile rows (semantic/whiten.py)
+    "semantic_pca_whiten": True,  # with semantic_pca_dim: unit variance per kept direction
     "semantic_show_progress": True,  # progress bar while encoding
     "semantic_user_profile_file": None,  # .jsonl or RLMRec .pkl; None = look in the dataset folder
     "semantic_item_profile_file": None,

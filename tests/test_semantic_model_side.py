@@ -1,0 +1,86 @@
+"""Model-side handling of the frozen LLM tables: PCA / whitening (recbole_darec.semantic.whiten), its use by aligned
+models, and the lock that serialises writing and loading the semantic files (quick_start.dataset_build_lock)."""
+import pytest
+import torch
+
+from recbole_darec import Config
+from recbole_darec.quick_start import build
+from recbole_darec.semantic.whiten import pca_tables
+
+
+def anisotropic_tables(n_users=300, n_items=500, d=24, seed=0):
+    """Rows with a large common offset and very unequal variances per direction (like sentence embeddings)."""
+    g = torch.Generator().manual_seed(seed)
+    scales = torch.logspace(0, -2, d)
+    rotation, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    make = lambda n: ((torch.randn(n, d, generator=g, dtype=torch.float64) * scales) @ rotation.t() + 2.0).float()  # noqa: E731
+    users, items = make(n_users), make(n_items)
+    user_mask, item_mask = torch.ones(n_users, dtype=torch.bool), torch.ones(n_items, dtype=torch.bool)
+    user_mask[0] = item_mask[0] = False  # [PAD]
+    user_mask[7] = False  # a user without a profile
+    users[~user_mask], items[~item_mask] = 0.0, 0.0
+    return users, items, user_mask, item_mask
+
+
+def test_whitened_components_have_identity_covariance_and_masked_rows_stay_zero():
+    users, items, um, im = anisotropic_tables()
+    u, i, explained = pca_tables(users, items, um, im, 6)
+    assert u.shape == (300, 6) and i.shape == (500, 6) and u.dtype == torch.float32
+    rows = torch.cat([u[um], i[im]]).double()
+    cov = torch.cov(rows.t())
+    assert torch.allclose(cov, torch.eye(6, dtype=torch.float64), atol=1e-4)
+    assert rows.mean(0).abs().max() < 1e-4
+    assert torch.count_nonzero(u[~um]) == 0 and torch.count_nonzero(i[~im]) == 0
+    # variances decay as logspace(0, -2)^2: the top 6 of 24 directions explain most of it
+    assert 0.8 < explained < 1.0
+
+
+def test_pca_without_whitening_keeps_inner_products_of_the_kept_subspace():
+    users, items, um, im = anisotropic_tables()
+    u, i, explained = pca_tables(users, items, um, im, 24, whiten=False)
+    assert explained == pytest.approx(1.0, abs=1e-9)
+    centred = torch.cat([users[um], items[im]]).double()
+    centred = centred - centred.mean(0)
+    reduced = torch.cat([u[um], i[im]]).double()
+    assert torch.allclose(reduced @ reduced.t(), centred @ centred.t(), atol=1e-3)  # a rotation: same Gram
+
+
+def test_pca_is_reproducible_and_rejects_bad_dims():
+    users, items, um, im = anisotropic_tables()
+    a = pca_tables(users, items, um, im, 4)
+    b = pca_tables(users.clone(), items.clone(), um, im, 4)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    for bad in (0, 25, 2.5, True):
+        with pytest.raises(ValueError, match="semantic_pca_dim"):
+            pca_tables(users, items, um, im, bad)
+
+
+def test_aligned_model_uses_the_reduced_tables(quick_config):
+    config = Config(model="DaRecLightGCN", dataset="ml-100k", config_dict={**quick_config, "semantic_pca_dim": 32})
+    _, (train_data, *_), model, trainer = build(config)
+    assert model.user_semantic.shape[1] == model.item_semantic.shape[1] == model.semantic_dim == 32
+    assert model.head.llm_shared[0].in_features == 32
+    assert "user_semantic" not in model.state_dict()
+    losses = trainer._train_epoch(train_data, 0)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses)
+    with pytest.raises(ValueError, match="semantic_pca_dim"):
+        build(Config(model="DaRecLightGCN", dataset="ml-100k", config_dict={**quick_config, "semantic_pca_dim": 999}))
+
+
+def test_dataset_build_lock_excludes_other_processes(tmp_path):
+    """Runs that write the dataset folder's semantic files take turns (see quick_start.dataset_build_lock)."""
+    import subprocess
+    import sys
+
+    from recbole_darec.quick_start import dataset_build_lock
+
+    config = {"data_path": str(tmp_path), "dataset": "toy"}
+    probe = ("import fcntl, sys\n"
+             f"h = open({str(tmp_path / '.toy.build.lock')!r}, 'a')\n"
+             "try:\n    fcntl.flock(h, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n")
+    with dataset_build_lock(config):
+        held = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
+    free = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
+    assert (held, free) == (3, 0)
+    with dataset_build_lock({"data_path": str(tmp_path / "missing"), "dataset": "toy"}):
+        pass  # an unwritable / missing folder takes no lock instead of failing
