@@ -121,3 +121,28 @@ def test_reg_sample_runs_the_specific_projectors_on_that_many_rows_only():
     out = head(cf, llm, generator=gen(1))
     assert seen == [40, 40]
     assert all(torch.isfinite(out[k]) for k in DARec_TERMS) and out["darec_unif"].item() < 0
+
+
+# --- global_mode='neighbors' ------------------------------------------------------------------------------------
+def test_neighbors_mode_zero_for_same_structure_positive_otherwise_and_teacher_frozen():
+    from recbole_darec.model.alignment import global_structure_loss
+
+    cf, llm = clustered_pair()
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8, generator=gen(6), dtype=D64))
+    same = global_structure_loss(cf, cf @ rotation, "neighbors", tau=0.1).item()
+    assert same == pytest.approx(0.0, abs=1e-9)
+    cf.requires_grad_(True)
+    llm.requires_grad_(True)
+    loss = global_structure_loss(cf, llm[torch.randperm(90, generator=gen(7))], "neighbors", tau=0.1)
+    assert loss.item() > 0.5
+    loss.backward()
+    assert cf.grad.norm() > 0 and llm.grad is None  # the LLM side is the teacher
+
+
+def test_neighbors_mode_prefers_matching_neighbourhoods():
+    from recbole_darec.model.alignment import global_structure_loss
+
+    cf, llm = clustered_pair()  # same clusters on both sides, different geometry
+    matched = global_structure_loss(cf, llm, "neighbors", tau=0.1).item()
+    shuffled = global_structure_loss(cf, llm[torch.randperm(90, generator=gen(8))], "neighbors", tau=0.1).item()
+    assert matched < 0.5 * shuffled

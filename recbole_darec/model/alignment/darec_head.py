@@ -20,7 +20,7 @@ row's scale, so its gradient grows like 1/||e||). Switches, with the literal var
   λ·||∇ L_rank|| on the same rows (the caller passes that norm), so λ is the ratio of the two gradients at
   every step. ``'none'`` (= 1.0) is the literal spec; a float multiplies.
 * ``center_llm`` - subtract the sampled LLM rows' mean before projecting (sentence embeddings are anisotropic).
-* ``global_mode`` - 'mse' (literal) / 'centered' / 'standardized', see ``losses.global_structure_loss``.
+* ``global_mode`` - 'mse' (literal) / 'centered' / 'standardized' / 'neighbors' (``losses.global_structure_loss``).
 * ``warmup_steps`` - λ ramps linearly over that many training-mode calls.
 """
 from __future__ import annotations
@@ -60,10 +60,13 @@ class DaRecHead(nn.Module):
         reg_sample: compute the regularisers (uniformity, orthogonality) on a random subset of this many rows
             of Ω (bounds uniformity's O(N²) cost and the specific projectors' cost); ``None`` -> all rows.
         unif_t: uniformity temperature t > 0.
-        local_mode: ``'mse'`` (normalised matched centres) or ``'infonce'`` (matched centre = positive).
-        local_tau: temperature of the 'infonce' local mode.
+        local_mode: ``'mse'`` (normalised matched centres), ``'infonce'`` (matched centre = positive) or
+            ``'assign'`` (per-node soft assignments to matched centres), see ``local_structure_loss``.
+        local_tau: temperature of the 'infonce' and 'assign' local modes.
         kmeans_iters: Lloyd iterations per side per call.
-        global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` (see ``global_structure_loss``).
+        global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` | ``'neighbors'`` (see
+            ``global_structure_loss``).
+        global_tau: temperature of the 'neighbors' global mode.
         regularizer_stopgrad: orthogonality/uniformity do not send gradient into the CF input rows.
         local_stopgrad: the local term does not send gradient into the CF input rows (projectors only).
         structure_grad_scale: ``'auto'``, ``'relative'``, ``'none'`` or a float ≥ 0: the gradient the global
@@ -93,6 +96,7 @@ class DaRecHead(nn.Module):
         local_tau: float = 0.2,
         kmeans_iters: int = 10,
         global_mode: str = "centered",
+        global_tau: float = 0.1,
         regularizer_stopgrad: bool = True,
         local_stopgrad: bool = False,
         structure_grad_scale: Union[str, float] = "auto",
@@ -114,7 +118,7 @@ class DaRecHead(nn.Module):
                             ("w_unif", w_unif)):
             if not math.isfinite(float(value)) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        for name, value in (("unif_t", unif_t), ("local_tau", local_tau)):
+        for name, value in (("unif_t", unif_t), ("local_tau", local_tau), ("global_tau", global_tau)):
             if not math.isfinite(float(value)) or value <= 0:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         if n_clusters < 2:
@@ -143,7 +147,7 @@ class DaRecHead(nn.Module):
                         "darec_orth": float(w_orth), "darec_unif": float(w_unif)}
         self.reg_sample, self.unif_t = reg_sample, float(unif_t)
         self.local_mode, self.local_tau, self.kmeans_iters = local_mode, float(local_tau), kmeans_iters
-        self.global_mode = global_mode
+        self.global_mode, self.global_tau = global_mode, float(global_tau)
         self.regularizer_stopgrad = bool(regularizer_stopgrad)
         self.local_stopgrad = bool(local_stopgrad)
         self.structure_grad_scale = structure_grad_scale
@@ -263,7 +267,8 @@ class DaRecHead(nn.Module):
         """Global and local alignment of the shared parts (the only terms that may reach E^C)."""
         c_sh = self.cf_shared(cf_coupled)
         if coef["darec_global"]:
-            out["darec_global"] = coef["darec_global"] * global_structure_loss(c_sh, l_sh, self.global_mode)
+            global_loss = global_structure_loss(c_sh, l_sh, self.global_mode, tau=self.global_tau)
+            out["darec_global"] = coef["darec_global"] * global_loss
         if coef["darec_local"]:
             c_local = self.cf_shared(cf_emb.detach()) if self.local_stopgrad else c_sh
             try:

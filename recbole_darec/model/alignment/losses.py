@@ -21,7 +21,7 @@ __all__ = [
     "local_structure_loss", "LOCAL_MODES", "info_nce", "grad_norms",
 ]
 
-GLOBAL_MODES = ("mse", "centered", "standardized")
+GLOBAL_MODES = ("mse", "centered", "standardized", "neighbors")
 LOCAL_MODES = ("mse", "infonce", "assign")
 
 
@@ -70,7 +70,7 @@ def uniformity_loss(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     return torch.logsumexp(logits.flatten(), dim=0) - 2.0 * t - math.log(n * (n - 1))
 
 
-def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "mse") -> torch.Tensor:
+def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "mse", tau: float = 0.1) -> torch.Tensor:
     """Global alignment of the two sides' cosine-similarity structure.
 
     With Z = row-normalised inputs and ``S = Z Zᵀ`` (N×N) per side:
@@ -82,9 +82,13 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
     * ``'standardized'``: as 'centered' but each side also divided by its off-diagonal std s, i.e.
       ``mean_{i≠j} ((S^C−m^C)/s^C − (S^L−m^L)/s^L)² = 2 − 2·corr(S^C, S^L)``; invariant to any affine
       rescaling of either side's similarities. Range [0, 4].
+    * ``'neighbors'``: each row's similarity *neighbourhood*: ``mean_i KL(P^L_i || P^C_i)`` with
+      ``P_i = softmax_{j≠i}(S_ij / tau)``, the LLM side the teacher (no gradient through it). The MSE modes are
+      dominated by the many unrelated pairs; this one asks that a node's closest LLM neighbours become close
+      in the CF space too. Materialises two N×N matrices (N ≤ N̂), O(N²·d).
 
-    Never materialises an N×N matrix: every mode is written with d×d Gram matrices
-    (``Σ_ij S^C_ij S^L_ij = ||Z^Cᵀ Z^L||_F²``), so the cost is O(N·d²). The two sides may have different d.
+    The three MSE modes never materialise an N×N matrix: they are written with d×d Gram matrices
+    (``Σ_ij S^C_ij S^L_ij = ||Z^Cᵀ Z^L||_F²``), so their cost is O(N·d²). The two sides may have different d.
     """
     check_rows("z_cf", z_cf, min_rows=2)
     check_rows("z_llm", z_llm, min_rows=2)
@@ -93,6 +97,8 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
     if mode not in GLOBAL_MODES:
         raise ValueError(f"mode must be one of {GLOBAL_MODES}, got {mode!r}")
     zc, zl = norm_rows(z_cf), norm_rows(z_llm)
+    if mode == "neighbors":
+        return _neighborhood_kl(zc, zl, tau)
     n = zc.shape[0]
     cc = (zc.t() @ zc).pow(2).sum()  # Σ_ij (S^C_ij)²
     ll = (zl.t() @ zl).pow(2).sum()
@@ -111,6 +117,18 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
     # eps keeps a fully collapsed side (std 0) finite instead of NaN
     corr = cov / torch.sqrt((var_c + 1e-12) * (var_l + 1e-12))
     return (2.0 - 2.0 * corr).clamp(0.0, 4.0)
+
+
+def _neighborhood_kl(zc: torch.Tensor, zl: torch.Tensor, tau: float) -> torch.Tensor:
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    off_diagonal = ~torch.eye(zc.shape[0], dtype=torch.bool, device=zc.device)
+    with torch.no_grad():
+        teacher = F.log_softmax((zl @ zl.t() / tau).masked_fill(~off_diagonal, float("-inf")), dim=1)
+    student = F.log_softmax((zc @ zc.t() / tau).masked_fill(~off_diagonal, float("-inf")), dim=1)
+    # KL(P^L || P^C) per row; the diagonal (log 0 on both sides) is excluded
+    kl = torch.where(off_diagonal, teacher.exp() * (teacher - student), torch.zeros_like(student))
+    return kl.sum(1).mean()
 
 
 

@@ -18,6 +18,7 @@ HEAD_KEYS = {
     "lam": "darec_lambda", "n_clusters": "darec_k", "sample_size": "darec_sample_size", "d_proj": "darec_d_proj",
     "w_global": "darec_w_global", "w_local": "darec_w_local", "w_orth": "darec_w_orth", "w_unif": "darec_w_unif",
     "reg_sample": "darec_reg_sample", "local_mode": "darec_local_mode", "global_mode": "darec_global_mode",
+    "global_tau": "darec_global_tau", "local_tau": "darec_local_tau",
     "kmeans_iters": "darec_kmeans_iters", "regularizer_stopgrad": "darec_regularizer_stopgrad",
     "local_stopgrad": "darec_local_stopgrad",
     "structure_grad_scale": "darec_structure_grad_scale", "center_llm": "darec_center_llm",
