@@ -1,7 +1,7 @@
 """Cost of the DaRec head: per-epoch time of DaRecLightGCN vs the plugin's LightGCNBackbone, and the head's time per
 step as the graph grows 10x with N̂ fixed.
 
-    python benchmarks/darec_overhead.py [--dataset=yelp] [--repeats=3] [--device=cpu|cuda] [--llm-dim=1536]
+    python benchmarks/darec_overhead.py [--dataset=yelp] [--repeats=3] [--device=cpu|cuda] [--llm-dim=1536] [--threads=N]
 
 Part 1 uses the real yelp split (RLMRec protocol settings) with GENERATED STAND-IN LLM embeddings (random
 N x 1536 float32 rows, the shape of RLMRec's ada-002 files -- not real profiles: only the cost is measured here).
@@ -92,7 +92,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--llm-dim", type=int, default=1536)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(environment_header())
     print(f"LLM side: GENERATED STAND-IN embeddings ({args.llm_dim}-d random rows), cost measurement only")
     with tempfile.TemporaryDirectory() as root:

@@ -146,3 +146,28 @@ def test_neighbors_mode_prefers_matching_neighbourhoods():
     matched = global_structure_loss(cf, llm, "neighbors", tau=0.1).item()
     shuffled = global_structure_loss(cf, llm[torch.randperm(90, generator=gen(8))], "neighbors", tau=0.1).item()
     assert matched < 0.5 * shuffled
+
+
+# --- K-means warm start -----------------------------------------------------------------------------------------
+def test_warm_start_reuses_the_previous_centres_and_finds_the_same_clusters(monkeypatch):
+    import recbole_darec.model.alignment.clustering as clustering
+
+    cf, llm = clustered_pair()
+    head = make_head(d_llm=8, kmeans_init="warm", w_global=0.0, w_orth=0.0, w_unif=0.0)
+    head.train()
+    head(cf, llm, generator=gen(1))
+    cold_labels = head.last_local.labels_cf
+    assert head._warm_centres is not None and head._warm_centres[0].shape == (3, 8)
+    seeded = []
+    real = clustering._kmeanspp
+    monkeypatch.setattr(clustering, "_kmeanspp", lambda *a, **k: seeded.append(1) or real(*a, **k))
+    head(cf, llm, generator=gen(2))
+    assert seeded == []  # no k-means++ seeding after the first step
+    warm_labels = head.last_local.labels_cf
+    pairs = torch.unique(torch.stack([cold_labels, warm_labels]), dim=1)  # same partition: 3 distinct pairs
+    assert pairs.shape[1] == 3 and torch.unique(cold_labels).numel() == 3
+
+
+def test_kmeans_init_is_validated():
+    with pytest.raises(ValueError, match="kmeans_init"):
+        make_head(kmeans_init="lloyd")

@@ -44,6 +44,7 @@ __all__ = ["DaRecHead", "DARec_TERMS"]
 
 DARec_TERMS = ("darec_global", "darec_local", "darec_orth", "darec_unif")
 GRAD_SCALES = ("auto", "none", "relative")
+KMEANS_INITS = ("kmeans++", "warm")
 
 
 class DaRecHead(nn.Module):
@@ -64,6 +65,8 @@ class DaRecHead(nn.Module):
             ``'assign'`` (per-node soft assignments to matched centres), see ``local_structure_loss``.
         local_tau: temperature of the 'infonce' and 'assign' local modes.
         kmeans_iters: Lloyd iterations per side per call.
+        kmeans_init: ``'kmeans++'`` (fresh seeding every step) or ``'warm'`` (start from the previous training
+            step's centres; the first step, and the first after loading a checkpoint, seeds with k-means++).
         global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` | ``'neighbors'`` (see
             ``global_structure_loss``).
         global_tau: temperature of the 'neighbors' global mode.
@@ -95,6 +98,7 @@ class DaRecHead(nn.Module):
         local_mode: str = "mse",
         local_tau: float = 0.2,
         kmeans_iters: int = 10,
+        kmeans_init: str = "kmeans++",
         global_mode: str = "centered",
         global_tau: float = 0.1,
         regularizer_stopgrad: bool = True,
@@ -132,6 +136,8 @@ class DaRecHead(nn.Module):
             raise ValueError(f"reg_sample must be None or an int >= 2, got {reg_sample!r}")
         if warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        if kmeans_init not in KMEANS_INITS:
+            raise ValueError(f"kmeans_init must be one of {KMEANS_INITS}, got {kmeans_init!r}")
         if local_mode not in LOCAL_MODES:
             raise ValueError(f"local_mode must be one of {LOCAL_MODES}, got {local_mode!r}")
         if global_mode not in GLOBAL_MODES:
@@ -147,6 +153,7 @@ class DaRecHead(nn.Module):
                         "darec_orth": float(w_orth), "darec_unif": float(w_unif)}
         self.reg_sample, self.unif_t = reg_sample, float(unif_t)
         self.local_mode, self.local_tau, self.kmeans_iters = local_mode, float(local_tau), kmeans_iters
+        self.kmeans_init = kmeans_init
         self.global_mode, self.global_tau = global_mode, float(global_tau)
         self.regularizer_stopgrad = bool(regularizer_stopgrad)
         self.local_stopgrad = bool(local_stopgrad)
@@ -160,9 +167,11 @@ class DaRecHead(nn.Module):
         self.llm_shared = llm_projector(d_llm, d_proj)
         self.llm_specific = llm_projector(d_llm, d_proj)
 
-        # caches: python-side step counter (saved via extra_state, no device sync) and last local result
+        # caches: python-side step counter (saved via extra_state, no device sync), last local result and the
+        # K-means centres a warm start continues from (not saved: a resumed run re-seeds once)
         self._step = 0
         self.last_local: Optional[LocalAlignment] = None
+        self._warm_centres: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
 
     # --- state -------------------------------------------------------------------------------------------
     def get_extra_state(self):
@@ -271,13 +280,17 @@ class DaRecHead(nn.Module):
             out["darec_global"] = coef["darec_global"] * global_loss
         if coef["darec_local"]:
             c_local = self.cf_shared(cf_emb.detach()) if self.local_stopgrad else c_sh
+            warm = self.kmeans_init == "warm" and self._warm_centres is not None
             try:
                 res = local_structure_loss(c_local, l_sh, self.n_clusters, mode=self.local_mode,
-                                           tau=self.local_tau, iters=self.kmeans_iters, generator=generator)
+                                           tau=self.local_tau, iters=self.kmeans_iters, generator=generator,
+                                           init=self._warm_centres if warm else "kmeans++")
             except TooFewPointsError:  # tiny/duplicate batch: skip the term this step
                 return
             out["darec_local"] = coef["darec_local"] * res.loss
             self.last_local = res._replace(loss=res.loss.detach())
+            if self.kmeans_init == "warm" and self.training:
+                self._warm_centres = (res.kmeans_cf, res.kmeans_llm)
 
     def _regularizer_terms(self, out, coef, cf_emb, llm, l_sh, generator):
         """Orthogonality and uniformity of the four projections, on ``reg_sample`` rows of Ω."""

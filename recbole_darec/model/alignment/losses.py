@@ -7,7 +7,7 @@ may pass raw projector outputs. See DESIGN.md §3 for where each term comes from
 from __future__ import annotations
 
 import math
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,8 @@ class LocalAlignment(NamedTuple):
 
     loss: scalar loss; labels_cf / labels_llm: (N,) K-means labels per side (for t-SNE plots);
     perm: (K,) CF cluster k is matched with LLM cluster perm[k]; valid: (K,) bool, pairs that were
-    non-empty on both sides and hence entered the loss.
+    non-empty on both sides and hence entered the loss; kmeans_cf / kmeans_llm: (K, d') final K-means centres
+    per side (no gradient), to warm-start the next call.
     """
 
     loss: torch.Tensor
@@ -38,6 +39,8 @@ class LocalAlignment(NamedTuple):
     labels_llm: torch.Tensor
     perm: torch.Tensor
     valid: torch.Tensor
+    kmeans_cf: Optional[torch.Tensor] = None
+    kmeans_llm: Optional[torch.Tensor] = None
 
 
 def orthogonality_loss(shared: torch.Tensor, specific: torch.Tensor) -> torch.Tensor:
@@ -140,7 +143,7 @@ def local_structure_loss(
     tau: float = 0.2,
     iters: int = 10,
     generator: Optional[torch.Generator] = None,
-    init: str = "kmeans++",
+    init: Union[str, Tuple[torch.Tensor, torch.Tensor]] = "kmeans++",
 ) -> LocalAlignment:
     """Local (preference-centre) alignment.
 
@@ -158,7 +161,9 @@ def local_structure_loss(
 
     Args:
         z_cf, z_llm: (N, d') rows of the same N nodes on both sides (raw shared projections, same width).
-        k: clusters per side; iters, init, generator: passed to :func:`kmeans`; tau: InfoNCE temperature.
+        k: clusters per side; iters, generator: passed to :func:`kmeans`; tau: temperature of 'infonce'/'assign'.
+        init: ``'kmeans++'``/``'random'`` for both sides, or a pair (CF centres, LLM centres), e.g. the previous
+            call's ``kmeans_cf``/``kmeans_llm`` (warm start).
     Raises:
         ValueError for a bad mode/tau/k; :class:`TooFewPointsError` when a side has < k distinct rows.
     """
@@ -169,15 +174,16 @@ def local_structure_loss(
     if z_cf.shape != z_llm.shape:  # centres are compared directly, so widths must agree
         raise ValueError(f"z_cf {tuple(z_cf.shape)} and z_llm {tuple(z_llm.shape)} must have the same shape")
     zc, zl = norm_rows(z_cf), norm_rows(z_llm)
-    lab_c, _ = kmeans(zc, k, iters=iters, init=init, generator=generator)
-    lab_l, _ = kmeans(zl, k, iters=iters, init=init, generator=generator)
+    init_c, init_l = (init, init) if isinstance(init, str) else init
+    lab_c, km_c = kmeans(zc, k, iters=iters, init=init_c, generator=generator)
+    lab_l, km_l = kmeans(zl, k, iters=iters, init=init_l, generator=generator)
     p_c, val_c = cluster_centres(zc, lab_c, k)
     p_l, val_l = cluster_centres(zl, lab_l, k)
     perm = match_clusters(p_c, p_l)
     valid = val_c & val_l[perm]
     pc, pl = norm_rows(p_c), norm_rows(p_l)
     if not bool(valid.any()):
-        return LocalAlignment(z_cf.sum() * 0.0, lab_c, lab_l, perm, valid)
+        return LocalAlignment(z_cf.sum() * 0.0, lab_c, lab_l, perm, valid, km_c, km_l)
     if mode == "mse":
         loss = (pc[valid] - pl[perm[valid]]).pow(2).sum(-1).mean()
     elif mode == "assign":
@@ -190,7 +196,7 @@ def local_structure_loss(
         logits = pc[valid] @ pl[cols].t() / tau
         target = torch.searchsorted(cols, perm[valid])  # position of π(k) among the candidates
         loss = F.cross_entropy(logits, target)
-    return LocalAlignment(loss, lab_c, lab_l, perm, valid)
+    return LocalAlignment(loss, lab_c, lab_l, perm, valid, km_c, km_l)
 
 
 def _soft_cross_entropy(target_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

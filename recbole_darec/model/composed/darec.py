@@ -7,23 +7,19 @@ Per step: Ω = the batch's unique users and positive items (at most ``darec_samp
 (the embeddings the backbone scores with) and frozen LLM rows go through :class:`DaRecHead`; rows without a profile
 are masked out. Scoring uses the backbone's embeddings (plug-and-play) unless ``darec_score_with: shared_specific``.
 """
+import inspect
+
 import torch
 
 from recbole_darec.model.alignment import DaRecHead
 from recbole_darec.model.alignment.darec_head import DARec_TERMS
 from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys, config_value
 
-# DaRecHead parameter -> config key (defaults: properties/model/DaRecMixin.yaml, else DaRecHead's signature).
-HEAD_KEYS = {
-    "lam": "darec_lambda", "n_clusters": "darec_k", "sample_size": "darec_sample_size", "d_proj": "darec_d_proj",
-    "w_global": "darec_w_global", "w_local": "darec_w_local", "w_orth": "darec_w_orth", "w_unif": "darec_w_unif",
-    "reg_sample": "darec_reg_sample", "local_mode": "darec_local_mode", "global_mode": "darec_global_mode",
-    "global_tau": "darec_global_tau", "local_tau": "darec_local_tau",
-    "kmeans_iters": "darec_kmeans_iters", "regularizer_stopgrad": "darec_regularizer_stopgrad",
-    "local_stopgrad": "darec_local_stopgrad",
-    "structure_grad_scale": "darec_structure_grad_scale", "center_llm": "darec_center_llm",
-    "warmup_steps": "darec_warmup_steps",
-}
+# DaRecHead parameter -> config key: ``darec_<parameter>``, except three names that follow the paper's symbols
+# (defaults: properties/model/DaRecMixin.yaml, else DaRecHead's signature).
+_PAPER_NAMES = {"lam": "darec_lambda", "n_clusters": "darec_k"}
+HEAD_KEYS = {param: _PAPER_NAMES.get(param, f"darec_{param}")
+             for param in inspect.signature(DaRecHead).parameters if param not in ("d_cf", "d_llm")}
 SCORE_MODES = ("backbone", "shared_specific")
 
 
