@@ -11,6 +11,7 @@ import yaml
 from recbole_darec.report.compare import CompareOptions, run_comparison
 from recbole_darec.report.stats import TESTS
 from recbole_darec.report.validate import CompareError
+from recbole_darec.report.variants import load_variants
 
 DEFAULT_BASE_SEED = 2020  # RecBole's default seed: seed list = 2020, 2021, ...
 
@@ -25,7 +26,9 @@ def parser():
         description="Train models side by side on one dataset over several seeds; write tables and plots.",
         epilog="Any other --key=value is a RecBole config override for every run (e.g. --epochs=300).")
     p.add_argument("--dataset", required=True, help="dataset name (ml-100k, yelp, amazon-book, ...)")
-    p.add_argument("--models", default="", help="comma-separated model names, e.g. BPR,LightGCN,DaRecLightGCN")
+    p.add_argument("--models", default="", help="comma-separated model names or variant labels, e.g. "
+                   "BPR,LightGCN,DaRecLightGCN")
+    p.add_argument("--variants", help="YAML file of named config variants (label: {model: ..., key: value})")
     p.add_argument("--seeds", type=int, help="number of seeds: 2020, 2021, ... (default 3; with --report-only: all)")
     p.add_argument("--seed-list", "--seed_list", dest="seed_list", help="explicit seeds, e.g. 2020,2021,2022")
     p.add_argument("--config_files", "--config-files", dest="config_files", default="",
@@ -96,7 +99,7 @@ def options_from_args(argv):
         config_files=_split(args.config_files), overrides=parse_overrides(extra), parallel=args.parallel,
         ray=args.ray, address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
         test=args.test, alpha=args.alpha, tsne=args.tsne, tsne_max_points=args.tsne_max_points,
-        report_only=args.report_only)
+        report_only=args.report_only, variants=load_variants(args.variants) if args.variants else {})
 
 
 def main(argv=None):

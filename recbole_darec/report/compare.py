@@ -17,6 +17,7 @@ from recbole_darec.report.plots import bar_chart, curve_plot
 from recbole_darec.report.stats import summarize
 from recbole_darec.report.tables import write_tables
 from recbole_darec.report.validate import CompareError, validate
+from recbole_darec.report.variants import resolve
 
 
 @dataclass
@@ -24,7 +25,7 @@ class CompareOptions:
     """The comparison's settings; run_compare.py's flags map one to one onto these fields."""
 
     dataset: str
-    models: list  # empty with report_only: every model in runs.jsonl
+    models: list  # row labels: model names or variant labels; empty with report_only: every row in runs.jsonl
     seeds: list  # None with report_only: every seed in runs.jsonl
     out: str = None  # default results/compare-<dataset>
     config_files: list = field(default_factory=list)
@@ -39,6 +40,7 @@ class CompareOptions:
     tsne: bool = True
     tsne_max_points: int = 5000
     report_only: bool = False
+    variants: dict = field(default_factory=dict)  # label -> {"model": name, "overrides": {...}} (variants.py)
 
     @property
     def out_dir(self):
@@ -46,35 +48,49 @@ class CompareOptions:
 
     def settings(self):
         """What must stay the same across invocations writing into one ``out`` folder."""
-        return {"dataset": self.dataset, "config_files": [str(f) for f in self.config_files],
-                "overrides": self.overrides}
+        settings = {"dataset": self.dataset, "config_files": [str(f) for f in self.config_files],
+                    "overrides": self.overrides}
+        if self.variants:  # a resumed comparison must not redefine a row either
+            settings["variants"] = self.variants
+        return settings
 
 
 def check_settings(opts):
-    """Record the settings on first use of ``out``; refuse a resume whose settings differ."""
+    """Record the settings on first use of ``out``; refuse a resume whose settings differ.
+
+    Variants are compared label by label: a later invocation may add labels, not redefine stored ones."""
     path = opts.out_dir / "compare.json"
-    if path.is_file():
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        if stored != opts.settings():
-            raise CompareError(
-                f"{opts.out_dir} holds a comparison with other settings ({json.dumps(stored)}), not "
-                f"{json.dumps(opts.settings())}: its runs would not be comparable. Use another --out."
-            )
-    else:
+    current = opts.settings()
+    if not path.is_file():
         opts.out_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(opts.settings(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    stored_variants, current_variants = stored.pop("variants", {}), current.pop("variants", {})
+    redefined = [k for k, v in current_variants.items() if k in stored_variants and stored_variants[k] != v]
+    if stored != current or redefined:
+        what = f"variant(s) {', '.join(redefined)} defined differently" if redefined else (
+            f"other settings ({json.dumps(stored)}), not {json.dumps(current)}")
+        raise CompareError(f"{opts.out_dir} holds a comparison with {what}: its runs would not be comparable. "
+                           "Use another --out.")
+    merged = {**stored_variants, **current_variants}
+    if merged != stored_variants:
+        path.write_text(json.dumps({**stored, "variants": merged}, indent=2, sort_keys=True) + "\n",
+                        encoding="utf-8")
 
 
 def plan(opts, existing):
     """Run specs for the (model, seed) pairs without a record, models outer, seeds inner."""
     done = rec.done_keys(existing, opts.dataset)
     specs = []
-    for model in opts.models:
+    for label in opts.models:
+        model_class, overrides = resolve(label, opts.variants, opts.overrides)
         for seed in opts.seeds:
-            if (model, seed) not in done:
-                folder = opts.out_dir / "checkpoints" / f"{model}-seed{seed}"
-                specs.append({"model": model, "dataset": opts.dataset, "seed": seed, "checkpoint_dir": str(folder),
-                              "config_files": [str(f) for f in opts.config_files], "overrides": opts.overrides})
+            if (label, seed) not in done:
+                folder = opts.out_dir / "checkpoints" / f"{label}-seed{seed}"
+                specs.append({"model": label, "model_class": model_class, "dataset": opts.dataset, "seed": seed,
+                              "checkpoint_dir": str(folder), "config_files": [str(f) for f in opts.config_files],
+                              "overrides": overrides})
     return specs
 
 
@@ -82,9 +98,12 @@ def run_comparison(opts, log=print):
     """Validate, run what is missing, write the report. Returns a dict with the paths, counts and wall time."""
     started = time.perf_counter()
     runs_file = opts.out_dir / rec.RUNS_FILE
+    stored = opts.out_dir / "compare.json"
+    if opts.report_only and not opts.variants and stored.is_file():  # rows of a variants comparison
+        opts.variants = json.loads(stored.read_text(encoding="utf-8")).get("variants", {})
     if opts.report_only and not opts.models:
         opts.models = list(dict.fromkeys(r["model"] for r in rec.select(rec.read_records(runs_file), opts.dataset)))
-    validate(opts.models, opts.dataset, opts.config_files, opts.overrides)
+    validate(opts.models, opts.dataset, opts.config_files, opts.overrides, opts.variants)
     if not opts.report_only:  # a report trains nothing, so it cannot mix settings
         check_settings(opts)
     specs = [] if opts.report_only else plan(opts, rec.read_records(runs_file))
@@ -143,11 +162,12 @@ def _tsne_figures(opts, chosen, log):
 
     paths = {}
     for model in opts.models:
-        if not hasattr(get_model(model), "user_clusters"):
+        model_class = _model_class(opts, chosen, model)
+        if not hasattr(get_model(model_class), "user_clusters"):
             continue
         order = opts.seeds or sorted({int(r["seed"]) for r in chosen})  # the first seed's run is drawn
         runs = sorted((r for r in chosen if r["model"] == model), key=lambda r: order.index(int(r["seed"])))
-        checkpoint = _find_checkpoint(opts, runs[0]) if runs else None
+        checkpoint = _find_checkpoint(opts, runs[0], model_class) if runs else None
         stem = opts.out_dir / f"tsne_{model}"
         if checkpoint is None:
             log(f"t-SNE for {model} skipped: no checkpoint of its first seed's run on this machine")
@@ -161,11 +181,18 @@ def _tsne_figures(opts, chosen, log):
     return paths
 
 
-def _find_checkpoint(opts, record):
+def _model_class(opts, records, label):
+    """The model class name behind a row label (variants file, else the runs' records, else the label)."""
+    if label in opts.variants:
+        return opts.variants[label]["model"]
+    return next((r.get("model_class", label) for r in records if r["model"] == label), label)
+
+
+def _find_checkpoint(opts, record, model_class):
     """The run's recorded checkpoint, or the one in its folder under ``out`` (the folder may have moved)."""
     recorded = Path(record["checkpoint"])
     if recorded.is_file():
         return recorded
     folder = opts.out_dir / "checkpoints" / f"{record['model']}-seed{record['seed']}"
-    found = sorted(folder.glob(f"{record['model']}-*.pth"))
+    found = sorted(folder.glob(f"{model_class}-*.pth"))  # RecBole names checkpoints after the model class
     return found[-1] if found else None

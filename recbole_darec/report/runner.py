@@ -26,8 +26,9 @@ def run_one(spec):
     """Train and test one model with one seed; return its record (a JSON-able dict).
 
     Args:
-        spec (dict): ``model``, ``dataset``, ``seed``, ``config_files`` (list), ``overrides`` (dict),
-            ``checkpoint_dir``; optional ``threads`` (torch CPU threads) and ``use_ray_gpu`` (take the GPU Ray
+        spec (dict): ``model`` (the row label), ``dataset``, ``seed``, ``config_files`` (list), ``overrides``
+            (dict), ``checkpoint_dir``; optional ``model_class`` (the model to build when the label names a
+            variant), ``threads`` (torch CPU threads) and ``use_ray_gpu`` (take the GPU Ray
             assigned to this task).
     """
     import recbole_darec  # noqa: F401  (compat shims first, also inside worker processes)
@@ -48,7 +49,7 @@ def run_one(spec):
         # Ray set CUDA_VISIBLE_DEVICES to this task's share; RecBole would rewrite it from gpu_id.
         config_dict["gpu_id"] = os.environ.get("CUDA_VISIBLE_DEVICES", "") if spec["use_ray_gpu"] else ""
     with recbole_environment():
-        config = Config(model=spec["model"], dataset=spec["dataset"],
+        config = Config(model=spec.get("model_class") or spec["model"], dataset=spec["dataset"],
                         config_file_list=spec.get("config_files") or None, config_dict=config_dict)
     root = logging.getLogger()
     for handler in root.handlers[:]:  # one log file per run, not all runs into the first one
@@ -65,7 +66,7 @@ def run_one(spec):
     bigger = bool(config["valid_metric_bigger"])
     best_epoch = _best_epoch(trainer.valid_history, bigger)
     return {
-        "model": spec["model"], "seed": int(spec["seed"]), "dataset": spec["dataset"],
+        "model": spec["model"], "model_class": config["model"], "seed": int(spec["seed"]), "dataset": spec["dataset"],
         "test": {k: float(v) for k, v in test_result.items()},
         "valid": {k: float(v) for k, v in (best_valid_result or {}).items()},
         "best_valid_score": float(best_valid_score), "valid_metric": config["valid_metric"].lower(),

@@ -99,7 +99,8 @@ def summarize(records, models=None, test="ttest", alpha=0.05):
         mean[m] = {c: float(np.mean(list(v.values()))) for c, v in values[m].items()}
         std[m] = {c: float(np.std(list(v.values()), ddof=1)) if len(v) > 1 else math.nan
                   for c, v in values[m].items()}
-    kinds = {m: model_kind(m) for m in models}
+    model_class = {r["model"]: r.get("model_class", r["model"]) for r in records}  # variants: label -> model
+    kinds = {m: model_kind(model_class.get(m, m)) for m in models}
 
     def best_of(candidates, column):
         pick = max if higher_is_better(column) else min

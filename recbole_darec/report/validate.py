@@ -56,28 +56,40 @@ def check_dataset(dataset, overrides=None):
         raise CompareError(f"unknown dataset '{dataset}': available datasets are {', '.join(choices)}")
 
 
-def check_configs(models, dataset, config_files, overrides):
-    """Build each model's Config once (YAML errors, missing data files, bad keys surface now, not mid-run)."""
+def build_config(model, dataset, config_files, overrides):
+    """The RecBole Config a run of ``model`` would get (outside any RecBole environment changes)."""
     from recbole_darec.config import Config
     from recbole_darec.config import recbole_environment
+
+    with recbole_environment():
+        return Config(model=model, dataset=dataset, config_file_list=list(config_files) or None,
+                      config_dict=dict(overrides))
+
+
+def check_configs(rows, dataset, config_files, overrides, variants=None):
+    """Build each row's Config once (YAML errors, missing data files, bad keys surface now, not mid-run)."""
+    from recbole_darec.report.variants import resolve
 
     for path in config_files:
         if not Path(path).is_file():
             raise CompareError(f"config file not found: {path}")
     if "seed" in overrides:
         raise CompareError("seed is set per run: use --seeds N or --seed-list A,B,C instead of --seed")
-    for model in models:
+    for row in rows:
+        model, row_overrides = resolve(row, variants or {}, overrides)
         try:
-            with recbole_environment():
-                Config(model=model, dataset=dataset, config_file_list=list(config_files) or None,
-                       config_dict=dict(overrides))
+            build_config(model, dataset, config_files, row_overrides)
         except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
-            raise CompareError(f"config for {model} on {dataset} does not build: {err}") from err
+            raise CompareError(f"config for {row} on {dataset} does not build: {err}") from err
 
 
-def validate(models, dataset, config_files=(), overrides=None):
-    """All checks, cheapest first."""
-    overrides = overrides or {}
-    check_models(models)
+def validate(models, dataset, config_files=(), overrides=None, variants=None):
+    """All checks, cheapest first. ``models`` are row labels: model names or labels of ``variants``."""
+    from recbole_darec.report.variants import check_variant_keys
+
+    overrides, variants = overrides or {}, variants or {}
+    check_models([variants[m]["model"] if m in variants else m for m in models])
     check_dataset(dataset, overrides)
-    check_configs(models, dataset, config_files, overrides)
+    used = {label: v for label, v in variants.items() if label in models}
+    check_variant_keys(used, dataset, config_files, overrides, build_config)
+    check_configs(models, dataset, config_files, overrides, variants)

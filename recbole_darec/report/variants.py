@@ -1,0 +1,72 @@
+"""Named config variants of a model as rows of a comparison (ablations, sensitivity, λ robustness).
+
+A variants file maps a row label to a model and the config keys that make it different::
+
+    # configs/variants/darec_lambda.yaml
+    DaRec-lam0.3: {model: DaRecLightGCN, darec_lambda: 0.3}
+    DaRec-noLocal: {model: DaRecLightGCN, darec_w_local: 0.0}
+
+``run_compare.py --variants=FILE --models=LightGCNBackbone,DaRec-lam0.3,DaRec-noLocal`` then trains each label
+with its keys on top of the comparison's shared settings (a variant's key wins over a command-line override),
+records it under its label and puts it in the same tables, paired tests and plots as the plain models.
+"""
+import difflib
+import re
+from pathlib import Path
+
+import yaml
+
+from recbole_darec.report.validate import CompareError
+
+LABEL = re.compile(r"^[A-Za-z0-9_.+=-]+$")  # used in file names and comma-separated --models
+
+
+def load_variants(path):
+    """Read a variants file -> ``{label: {"model": name, "overrides": {key: value}}}``.
+
+    Raises:
+        CompareError naming the file and the label for a missing file, bad YAML, a label with characters other
+        than letters, digits and ``_ . + = -``, or an entry without a ``model``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CompareError(f"variants file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise CompareError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict) or not data:
+        raise CompareError(f"{path}: expected a mapping 'label: {{model: ..., key: value}}', got {type(data).__name__}")
+    variants = {}
+    for label, entry in data.items():
+        label = str(label)
+        if not LABEL.match(label):
+            raise CompareError(f"{path}: variant label '{label}' may only use letters, digits and _ . + = -")
+        if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
+            raise CompareError(f"{path}: variant '{label}' needs 'model: <ModelName>' and its config keys")
+        overrides = {k: v for k, v in entry.items() if k != "model"}
+        if "seed" in overrides:
+            raise CompareError(f"{path}: variant '{label}' sets seed; seeds are set per run (--seeds)")
+        variants[label] = {"model": entry["model"], "overrides": overrides}
+    return variants
+
+
+def resolve(label, variants, overrides):
+    """(model class name, config overrides) of a row: a variant's model and keys, or the label itself."""
+    if label in variants:
+        return variants[label]["model"], {**overrides, **variants[label]["overrides"]}
+    return label, dict(overrides)
+
+
+def check_variant_keys(variants, dataset, config_files, overrides, build_config):
+    """Refuse a variant key that the model's config does not define (the model would silently ignore it).
+
+    ``build_config(model, dataset, config_files, overrides)`` returns a RecBole Config.
+    """
+    for label, variant in variants.items():
+        known = set(build_config(variant["model"], dataset, config_files, overrides).final_config_dict)
+        unknown = [k for k in variant["overrides"] if k not in known]
+        if unknown:
+            hints = {k: difflib.get_close_matches(k, known, n=3) for k in unknown}
+            detail = "; ".join(f"'{k}'" + (f" (did you mean {', '.join(v)}?)" if v else "") for k, v in hints.items())
+            raise CompareError(f"variant '{label}': {detail}: not a config key of {variant['model']} on {dataset}")
