@@ -92,3 +92,41 @@ def test_a_variant_is_a_baseline_or_plugin_row_by_its_model():
     summary = summarize([record("LGCN-3layers", "LightGCNBackbone", 0.30), record("DaRec-lam0.3", "DaRecLightGCN", 0.31)])
     assert summary.kinds == {"LGCN-3layers": "baseline", "DaRec-lam0.3": "plugin"}
     assert summary.improvement["DaRec-lam0.3"]["recall@20"] == pytest.approx(100 * 0.01 / 0.30)
+
+
+def test_killing_the_driver_stops_its_worker_processes(tmp_path):
+    """``kill <run_compare pid>`` (SIGTERM to the driver only) must not leave runs training in orphaned workers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    psutil = pytest.importorskip("psutil")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("parent-death signal is Linux-only")
+    script = Path(__file__).resolve().parents[1] / "run_compare.py"
+    workers = []
+    driver = subprocess.Popen([sys.executable, str(script), "--dataset=ml-100k", "--models=BPR", "--seeds=2",
+                               "--parallel=2", "--no-tsne", f"--out={tmp_path / 'o'}", "--epochs=50"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(120):  # wait until both workers exist
+            children = psutil.Process(driver.pid).children(recursive=True)
+            workers = [p for p in children if "spawn_main" in " ".join(p.cmdline())]
+            if len(workers) == 2:
+                break
+            time.sleep(0.5)
+        assert len(workers) == 2
+        time.sleep(3)  # let them start training
+        os.kill(driver.pid, signal.SIGTERM)
+        driver.wait(timeout=60)
+        gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, [p.pid for p in alive]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        for worker in workers:  # never leave a training process behind, even when the test fails
+            if worker.is_running():
+                worker.kill()

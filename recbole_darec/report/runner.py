@@ -5,6 +5,8 @@ Records come back to the driver, which alone appends them to ``runs.jsonl`` (no 
 """
 import logging
 import os
+import signal
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -82,6 +84,20 @@ def run_one(spec):
     }
 
 
+def _die_with_parent():
+    """Pool-worker initializer: on Linux the kernel sends SIGTERM to this worker when the driver process dies, so
+    ``kill <run_compare pid>`` does not leave runs training on in orphaned workers (Ctrl-C reaches the whole
+    process group anyway). Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the driver died before the request took effect
+        os._exit(1)
+
+
 def run_many(specs, on_record, on_error, parallel=1, ray_options=None):
     """Run ``specs``; ``on_record(spec, record)`` / ``on_error(spec, exc)`` are called in the driver as runs end.
 
@@ -103,7 +119,8 @@ def run_many(specs, on_record, on_error, parallel=1, ray_options=None):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // parallel)  # share the cores instead of oversubscribing them
-    with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_die_with_parent) as pool:
         futures = {pool.submit(run_one, {**spec, "threads": threads}): spec for spec in specs}
         for future in as_completed(futures):
             _deliver(futures[future], future.result, on_record, on_error)
