@@ -6,8 +6,9 @@ step as the graph grows 10x with N̂ fixed.
 Part 1 uses the real yelp split (RLMRec protocol settings) with GENERATED STAND-IN LLM embeddings (random
 N x 1536 float32 rows, the shape of RLMRec's ada-002 files -- not real profiles: only the cost is measured here).
 They are written once into a temporary copy of the dataset, never into dataset/. Target (DESIGN §10): ratio <= 1.25.
-Variants: the defaults, and ``semantic_pca_dim: 128`` (the LLM tables reduced once to 128 principal directions, so
-the LLM-side projectors are 128 -> 80 -> 32 instead of 1536 -> 784 -> 32).
+Variants: the defaults; ``semantic_pca_dim: 128`` (the LLM tables reduced once to 128 principal directions, so
+the LLM-side projectors are 128 -> 80 -> 32 instead of 1536 -> 784 -> 32); and that plus K-means warm-started from
+the previous step's centres with 3 Lloyd iterations instead of 10 fresh ones.
 Part 2 times one step of the head alone (Ω sampling, row gathers, projections, the four terms, backward) on random
 tables of 1x and 10x yelp's size with the same batch and N̂. Target: ratio ~1 (cost independent of |V|).
 """
@@ -48,6 +49,8 @@ VARIANTS = (  # (label, model, overrides): the baseline first
     ("LightGCNBackbone", "LightGCNBackbone", {}),
     ("DaRecLightGCN", "DaRecLightGCN", {}),
     ("DaRecLightGCN pca128", "DaRecLightGCN", {"semantic_pca_dim": 128}),
+    ("DaRecLightGCN pca128 warm3", "DaRecLightGCN", {"semantic_pca_dim": 128, "darec_kmeans_init": "warm",
+                                                    "darec_kmeans_iters": 3}),
 )
 
 
