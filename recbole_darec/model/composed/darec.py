@@ -15,7 +15,7 @@ from recbole_darec.model.alignment import DaRecHead
 from recbole_darec.model.alignment.darec_head import DARec_TERMS
 from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys, config_value
 
-# DaRecHead parameter -> config key: ``darec_<parameter>``, except three names that follow the paper's symbols
+# DaRecHead parameter -> config key: ``darec_<parameter>``, except two names that follow the paper's symbols
 # (defaults: properties/model/DaRecMixin.yaml, else DaRecHead's signature).
 _PAPER_NAMES = {"lam": "darec_lambda", "n_clusters": "darec_k"}
 HEAD_KEYS = {param: _PAPER_NAMES.get(param, f"darec_{param}")
