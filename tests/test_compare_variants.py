@@ -1,6 +1,7 @@
 """Named config variants as rows of a comparison (run_compare.py --variants): parsing, validation before any
 run, real 1-epoch runs of two BPR variants next to plain BPR on ml-100k, resume rules, table kinds."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -101,7 +102,6 @@ def test_killing_the_driver_stops_its_worker_processes(tmp_path):
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     psutil = pytest.importorskip("psutil")
     if not sys.platform.startswith("linux"):
@@ -130,3 +130,16 @@ def test_killing_the_driver_stops_its_worker_processes(tmp_path):
         for worker in workers:  # never leave a training process behind, even when the test fails
             if worker.is_running():
                 worker.kill()
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "variants").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_variants_files_validate(path):
+    """The variants files the docs tell users to run parse, and every key is a config key of its model."""
+    from recbole_darec.report.validate import validate
+
+    variants = load_variants(path)
+    assert variants
+    validate(list(variants), "ml-100k", [str(CONFIGS / "ml100k_study.yaml")], {}, variants)
