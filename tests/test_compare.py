@@ -154,6 +154,20 @@ def test_tsne_plot_separates_clear_clusters(tmp_path):
     assert png_size(png)[0] > 300 and pdf.read_bytes()[:5] == b"%PDF-"
 
 
+def test_figure_names_keep_dots_of_row_labels(tmp_path):
+    """Variant labels such as DaRec-lam0.3 name figures; two labels differing after a dot must not collide."""
+    from recbole_darec.report.plots import figure_paths
+
+    assert [p.name for p in figure_paths(tmp_path / "tsne_DaRec-lam0.3")] == ["tsne_DaRec-lam0.3.png",
+                                                                               "tsne_DaRec-lam0.3.pdf"]
+    labels = np.repeat(np.arange(2), 20)
+    points = np.random.default_rng(0).normal(size=(40, 4)) + labels[:, None] * 5
+    for stem in ("tsne_DaRec-lam0.3", "tsne_DaRec-lam0.5"):
+        tsne_plot(points, labels, tmp_path / stem, stem)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "tsne_DaRec-lam0.3.pdf", "tsne_DaRec-lam0.3.png", "tsne_DaRec-lam0.5.pdf", "tsne_DaRec-lam0.5.png"]
+
+
 def test_tsne_from_a_trained_darec_checkpoint(tmp_path):
     # The first DaRec run on a fresh ml-100k split encodes user profiles with MiniLM (about a minute on 2 cores).
     # A small alignment sample keeps the 1-epoch run short on CPU (the head's cost is O(N̂²) per step).

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from recbole_darec.report import records as rec
 from recbole_darec.report import runner
-from recbole_darec.report.plots import bar_chart, curve_plot
+from recbole_darec.report.plots import bar_chart, curve_plot, figure_paths
 from recbole_darec.report.stats import summarize
 from recbole_darec.report.tables import write_tables
 from recbole_darec.report.validate import CompareError, validate
@@ -172,9 +172,9 @@ def _tsne_figures(opts, chosen, log):
         if checkpoint is None:
             log(f"t-SNE for {model} skipped: no checkpoint of its first seed's run on this machine")
             continue
-        png = stem.with_suffix(".png")
+        png, pdf = figure_paths(stem)
         if png.is_file() and png.stat().st_mtime >= checkpoint.stat().st_mtime:
-            paths[f"tsne_{model}"] = [png, stem.with_suffix(".pdf")]  # up to date: t-SNE is slow, keep it
+            paths[f"tsne_{model}"] = [png, pdf]  # up to date: t-SNE is slow, keep it
             continue
         paths[f"tsne_{model}"], info = tsne_from_checkpoint(checkpoint, stem, max_points=opts.tsne_max_points)
         log(f"t-SNE {model} (seed {runs[0]['seed']}): {info}")

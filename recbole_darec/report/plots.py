@@ -17,11 +17,17 @@ from recbole_darec.report.records import column_label  # noqa: E402
 KIND_COLOURS = {"baseline": "#7f8c9a", "plugin": "#d95f02"}
 
 
+def figure_paths(stem):
+    """``[<stem>.png, <stem>.pdf]``. The suffix is appended, not swapped: a stem taken from a row label such as
+    ``tsne_DaRec-lam0.3`` keeps its ``.3`` (``Path.with_suffix`` would write ``tsne_DaRec-lam0.png``)."""
+    stem = Path(stem)
+    return [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
+
+
 def save_figure(fig, stem):
     """Save ``fig`` as PNG and PDF next to each other; returns both paths."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    paths = figure_paths(stem)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
     plt.close(fig)
