@@ -32,6 +32,7 @@ from recbole_darec.quick_start import build
 # the head's sizes in part 2 follow the models' defaults (N̂, regulariser sub-sample)
 MODEL_DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "properties/model/DaRecMixin.yaml").read_text())
 
+
 def standin_dataset(root, dataset, llm_dim, seed=0):
     """Copy the dataset's .inter files to ``root`` and add random (stand-in) .useremb/.itememb files."""
     src, dst = DATASET_DIR / dataset, Path(root) / dataset
@@ -122,6 +123,7 @@ def main():
     print(f"part 2, head step (batch 4096, N̂ {n_hat}, regulariser rows {n_reg}): 1x yelp {small * 1e3:.1f} ms, "
           f"10x yelp {large * 1e3:.1f} ms, ratio {large / small:.2f} (target ~1); "
           f"1x yelp with 128-d LLM rows {narrow * 1e3:.1f} ms ({narrow / small:.2f} of the {args.llm_dim}-d step)")
+
 
 if __name__ == "__main__":
     main()
