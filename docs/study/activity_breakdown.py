@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from recbole.evaluator.metrics import NDCG, Recall  # noqa: E402
+
 from recbole_darec.quick_start import load_data_and_model  # noqa: E402
 
 K = 20
@@ -24,7 +26,8 @@ K = 20
 
 @torch.no_grad()
 def per_user_metrics(checkpoint):
-    """(user ids, training degree, recall@K, ndcg@K) of every test user of a checkpoint's run."""
+    """(user ids, training degree, recall@K, ndcg@K) of every test user of a checkpoint's run; the metrics are
+    RecBole's own (``metric_info``), applied per user instead of averaged."""
     config, model, _, train_data, _, test_data = load_data_and_model(checkpoint)
     model.eval()
     degree = np.bincount(train_data.dataset.inter_feat[train_data.dataset.uid_field].numpy(),
@@ -33,18 +36,15 @@ def per_user_metrics(checkpoint):
     scores = torch.cat([model.full_sort_predict({model.USER_ID: chunk}).view(len(chunk), -1)
                         for chunk in users.split(512)])
     scores[:, 0] = -np.inf  # [PAD]
+    positive = torch.zeros_like(scores, dtype=torch.bool)
     for row, uid in enumerate(users.tolist()):
         scores[row, test_data.uid2history_item[uid]] = -np.inf
-    top = scores.topk(K, dim=1).indices
-    recall, ndcg = [], []
-    discounts = 1.0 / np.log2(np.arange(2, K + 2))
-    for row, uid in enumerate(users.tolist()):
-        positives = set(test_data.uid2positive_item[uid].tolist())
-        hits = np.array([int(i) in positives for i in top[row].tolist()], dtype=float)
-        recall.append(hits.sum() / len(positives))
-        ideal = discounts[: min(len(positives), K)].sum()
-        ndcg.append((hits * discounts).sum() / ideal)
-    return users.numpy(), degree[users.numpy()], np.array(recall), np.array(ndcg)
+        positive[row, test_data.uid2positive_item[uid]] = True
+    pos_index = positive.gather(1, scores.topk(K, dim=1).indices).numpy()
+    pos_len = positive.sum(1).numpy()
+    recall = Recall(config).metric_info(pos_index, pos_len)[:, K - 1]
+    ndcg = NDCG(config).metric_info(pos_index, pos_len)[:, K - 1]
+    return users.numpy(), degree[users.numpy()], recall, ndcg
 
 
 def main():
