@@ -4,6 +4,7 @@ Precedence, lowest first: RecBole's own properties -> ``properties/overall.yaml`
 -> ``dataset_configs/<dataset>.yaml`` -> config files -> config dict -> command line (RecBole's external order).
 """
 import contextlib
+import copy
 import os
 import sys
 from pathlib import Path
@@ -11,12 +12,13 @@ from pathlib import Path
 import recbole
 from recbole.config import Config as RecBoleConfig
 
+from recbole_darec.data.sources import DATASET_DIR, locate
+from recbole_darec.config_checks import check_config, load_config_files
 from recbole_darec.model import get_model
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROPERTIES_DIR = PROJECT_ROOT / "properties"
 DATASET_CONFIG_DIR = PROJECT_ROOT / "dataset_configs"
-DATASET_DIR = PROJECT_ROOT / "dataset"
 RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
 
 
@@ -45,8 +47,25 @@ def available_datasets():
     return sorted(p.stem for p in DATASET_CONFIG_DIR.glob("*.yaml"))
 
 
+class TypedValues(dict):
+    """Config overrides whose values are already typed (a checkpoint's): used as they are, never ``eval``-ed."""
+
+
 class Config(RecBoleConfig):
     """RecBole ``Config`` with plugin model lookup (RecBole's zoo as fallback) and plugin YAML defaults."""
+
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
+        super().__init__(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+        check_config(self)  # unknown keys, epochs < 1, DaRec's K: refused before anything is built or written
+
+    def _load_config_files(self, file_list):
+        return load_config_files(self, file_list, super()._load_config_files)
+
+    def _load_variable_config_dict(self, config_dict):
+        # RecBole eval()s every string in config_dict; stored data (checkpoints) must never reach that eval.
+        if isinstance(config_dict, TypedValues):
+            return copy.deepcopy(dict(config_dict))
+        return super()._load_variable_config_dict(config_dict)
 
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
@@ -84,11 +103,11 @@ class Config(RecBoleConfig):
 
     def _set_default_parameters(self):
         super()._set_default_parameters()
-        # RecBole hard-wires ml-100k to its wheel's copy; the plugin ships its own copy so that semantic caches
-        # are written next to the data, not into site-packages.
-        if self.dataset == "ml-100k":
-            root = self.external_config_dict.get("data_path") or str(DATASET_DIR)
-            self.final_config_dict["data_path"] = os.path.join(root, self.dataset)
+        # One resolution for every entry point: --data_path, the project's dataset/, or original files beside
+        # the checkout converted into a cache. (RecBole hard-wires ml-100k to its wheel's copy; the plugin's own
+        # copy keeps semantic caches next to the data, not in site-packages.)
+        root = locate(self.dataset, self.external_config_dict.get("data_path"))
+        self.final_config_dict["data_path"] = os.path.join(str(root), self.dataset)
         self._check_dataset_files()
 
     def _check_dataset_files(self):

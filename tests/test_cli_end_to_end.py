@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from recbole_darec import Config, get_model, run_recbole_darec
-from recbole_darec.config import DATASET_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ["LightGCNBackbone", "SGLBackbone", "LightGCL", "BPR", "LightGCN", "SGL", "NCL"]
@@ -22,11 +21,12 @@ def finite_metrics(result):
 
 @pytest.fixture(scope="module")
 def yelp_subsample(tmp_path_factory):
-    """The first 1,500 users of the shipped yelp split (all three files), as a dataset named yelp."""
+    """The first 1,500 users of the yelp split (all three files), as a dataset named yelp."""
+    source = Path(Config(model="BPR", dataset="yelp", config_dict={"state": "WARNING"})["data_path"])
     root = tmp_path_factory.mktemp("data")
     (root / "yelp").mkdir()
     for split in ("train", "valid", "test"):
-        lines = (DATASET_DIR / "yelp" / f"yelp.{split}.inter").read_text().splitlines()
+        lines = (source / f"yelp.{split}.inter").read_text().splitlines()
         kept = [line for line in lines[1:] if int(line.split("\t")[0]) < 1500]
         (root / "yelp" / f"yelp.{split}.inter").write_text("\n".join([lines[0], *kept]) + "\n")
     return root
@@ -62,9 +62,10 @@ def test_cli_prints_the_valid_test_table(tmp_path):
     assert list(tmp_path.glob("BPR-*.pth"))  # the best checkpoint is saved
 
 
-def test_yelp_means_the_shipped_rlmrec_split():
+def test_yelp_means_the_rlmrec_split():
     config = Config(model="BPR", dataset="yelp", config_dict={"state": "WARNING"})
-    assert Path(config["data_path"]) == DATASET_DIR / "yelp"
+    header, *rows = (Path(config["data_path"]) / "yelp.train.inter").read_text().splitlines()
+    assert header == "user_id:token\titem_id:token" and len(rows) == 166620
     # RLMRec protocol and hyperparameters, above BPR's own defaults (d = 64, batch 2048)
     assert config["embedding_size"] == 32 and config["train_batch_size"] == 4096
     assert config["eval_step"] == 3 and config["stopping_step"] == 5 and config["seed"] == 2023

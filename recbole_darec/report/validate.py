@@ -49,9 +49,33 @@ def dataset_choices(data_path=None):
     return sorted(set(available_datasets()) | set(folders))
 
 
-def check_dataset(dataset, overrides=None):
-    """Raise :class:`CompareError` for a dataset that has neither a plugin config nor files."""
-    choices = dataset_choices((overrides or {}).get("data_path"))
+def configured_data_path(config_files=(), overrides=None):
+    """``data_path`` as a run would get it from its config files and overrides (later wins, overrides last)."""
+    import yaml
+
+    data_path = None
+    for path in config_files:
+        if not Path(path).is_file():
+            continue  # reported by check_configs, with the other config problems
+        with open(path, encoding="utf-8") as fh:
+            loaded = yaml.safe_load(fh) or {}
+        if isinstance(loaded, dict) and loaded.get("data_path"):
+            data_path = loaded["data_path"]
+    return (overrides or {}).get("data_path") or data_path
+
+
+def check_dataset(dataset, overrides=None, config_files=()):
+    """Raise :class:`CompareError` for a dataset that has neither a plugin config nor files.
+
+    The files are looked up the way a run looks them up (``recbole_darec.data.sources.locate``), with the
+    ``data_path`` of the config files or the overrides.
+    """
+    from recbole_darec.data.sources import has_atomic_files, locate
+
+    data_path = configured_data_path(config_files, overrides)
+    if has_atomic_files(Path(locate(dataset, data_path)) / dataset, dataset):
+        return
+    choices = dataset_choices(data_path)
     if dataset not in choices:
         raise CompareError(f"unknown dataset '{dataset}': available datasets are {', '.join(choices)}")
 
@@ -89,7 +113,7 @@ def validate(models, dataset, config_files=(), overrides=None, variants=None):
 
     overrides, variants = overrides or {}, variants or {}
     check_models([variants[m]["model"] if m in variants else m for m in models])
-    check_dataset(dataset, overrides)
+    check_dataset(dataset, overrides, config_files)
     used = {label: v for label, v in variants.items() if label in models}
     check_variant_keys(used, dataset, config_files, overrides, build_config)
     check_configs(models, dataset, config_files, overrides, variants)

@@ -1,0 +1,120 @@
+"""Dataset resolution (--data_path, dataset/, original files beside the checkout -> cache) and the UniSRec
+converter, on the real amazon_scientific files and on small generated stand-ins."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recbole_darec import Config
+from recbole_darec.data import sources
+from recbole_darec.data.convert_unisrec import convert_unisrec, read_item_text
+
+REPO = Path(__file__).resolve().parents[1]
+SCIENTIFIC = sources.shared_data_dir() / "amazon_scientific"
+needs_scientific = pytest.mark.skipif(not SCIENTIFIC.is_dir(), reason=f"{SCIENTIFIC} not found")
+
+
+def _write_unisrec(folder, sequences, texts):
+    """Generated stand-in UniSRec files (prefix Scientific) for {user: [items]} and {asin: text}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    header = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+    train, valid, test = [header], [header], [header]
+    for user, seq in sequences.items():
+        for end in range(len(seq) - 3, 0, -1):  # newest first, as UniSRec writes them
+            train.append(f"{user}\t{' '.join(seq[:end])}\t{seq[end]}\n")
+        valid.append(f"{user}\t{' '.join(seq[:-2])}\t{seq[-2]}\n")
+        test.append(f"{user}\t{' '.join(seq[:-1])}\t{seq[-1]}\n")
+    for name, rows in (("train", train), ("valid", valid), ("test", test)):
+        (folder / f"Scientific.{name}.inter").write_text("".join(rows))
+    (folder / "Scientific.item2index").write_text("".join(f"A{i}\t{i}\n" for i in range(len(texts))))
+    (folder / "Scientific.text").write_text("item_id:token\ttext:token_seq\n" +
+                                            "".join(f"A{i}\t{t}\n" for i, t in enumerate(texts)))
+    return folder
+
+
+def _read(path):
+    return pd.read_csv(path, sep="\t", dtype=str)
+
+
+def test_unisrec_conversion_dedups_and_keeps_published_targets(tmp_path):
+    texts = [f"Item {i}. Industrial & Scientific Tools. Brand{i}. " for i in range(8)]
+    # user 0 repeats item 1 in training and has its test item (5) in training too; user 1: valid == test
+    src = _write_unisrec(tmp_path / "src", {"0": ["0", "1", "5", "1", "2", "3", "5"],
+                                            "1": ["4", "6", "7", "2", "2"]}, texts)
+    out = convert_unisrec(src, "sci", out_dir=tmp_path / "out", verbose=False)
+    train, valid, test = (_read(out / f"sci.{s}.inter") for s in ("train", "valid", "test"))
+    assert list(test["item_id:token"]) == ["5", "2"]
+    assert list(valid["item_id:token"]) == ["3"]  # user 1's valid item equals its test item: dropped
+    user0 = train[train["user_id:token"] == "0"]
+    assert list(user0["item_id:token"]) == ["0", "1", "2"]  # 5 (test) removed, 1 kept once
+    assert list(user0["timestamp:float"]) == ["0", "3", "4"]  # the latest position of the repeated item
+    pairs = pd.concat([train, valid, test])[["user_id:token", "item_id:token"]]
+    assert not pairs.duplicated().any()
+    items = pd.read_csv(out / "sci.item", sep="\t", dtype=str, quoting=3)
+    assert items.loc[0, "title:token"] == "Item 0" and items.loc[0, "text:token"].startswith("Item 0.")
+
+
+def test_unisrec_bad_header_names_the_file(tmp_path):
+    src = _write_unisrec(tmp_path / "src", {"0": ["0", "1", "2", "3"]}, ["a. . b."] * 4)
+    (src / "Scientific.valid.inter").write_text("user:token\titems:token_seq\n0\t1\n")
+    with pytest.raises(ValueError, match="Scientific.valid.inter"):
+        convert_unisrec(src, "sci", out_dir=tmp_path / "out", verbose=False)
+    assert not (tmp_path / "out" / "sci").exists()
+
+
+@needs_scientific
+def test_real_scientific_counts():
+    root = sources.locate("amazon-scientific")
+    folder = Path(root) / "amazon-scientific"
+    frames = {s: _read(folder / f"amazon-scientific.{s}.inter") for s in ("train", "valid", "test")}
+    pairs = pd.concat(frames.values())
+    # 59,427 interactions, 291 repeated pairs: 59,136 unique pairs, each in exactly one split
+    assert len(pairs) == 59136 and not pairs.duplicated(subset=["user_id:token", "item_id:token"]).any()
+    assert len(frames["test"]) == 8442 and frames["test"]["user_id:token"].nunique() == 8442
+    assert len(read_item_text(SCIENTIFIC, "Scientific")) == 4385
+    assert str(root).startswith(str(sources.CACHE_DIR))  # converted into the ignored cache, never into dataset/
+
+
+@needs_scientific
+def test_config_resolves_scientific_from_data_path_with_original_files(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in sources.SOURCES["amazon-scientific"].files:
+        (raw / name).symlink_to(SCIENTIFIC / name)
+    config = Config(model="BPR", dataset="amazon-scientific", config_dict={"data_path": str(raw), "state": "WARNING"})
+    assert Path(config["data_path"]).parent.parent == sources.CACHE_DIR
+    assert (Path(config["data_path"]) / "amazon-scientific.train.inter").is_file()
+    assert config["embedding_size"] == 64 and config["benchmark_filename"] == ["train", "valid", "test"]
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECBOLE_DAREC_SHARED_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(sources, "DATASET_DIR", tmp_path / "dataset")
+    with pytest.raises(FileNotFoundError, match="convert_unisrec"):
+        Config(model="BPR", dataset="amazon-scientific", config_dict={"state": "WARNING"})
+
+
+def test_cache_is_reconverted_when_the_source_changes(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "CACHE_DIR", tmp_path / "cache")
+    texts = [f"Item {i}. . B. " for i in range(6)]
+    src = _write_unisrec(tmp_path / "src", {"0": ["0", "1", "2", "3"]}, texts)
+    root = sources.converted_root("amazon-scientific", src)
+    first = (root / "amazon-scientific" / "amazon-scientific.test.inter").read_text()
+    assert sources.converted_root("amazon-scientific", src) == root  # fresh: reused
+    _write_unisrec(src, {"0": ["0", "1", "2", "4", "5"]}, texts)
+    again = sources.converted_root("amazon-scientific", src)
+    assert (again / "amazon-scientific" / "amazon-scientific.test.inter").read_text() != first
+    assert [p.name for p in again.iterdir()] == ["amazon-scientific"]  # no staging folder left behind
+
+
+def test_compare_accepts_data_path_from_a_config_file(tmp_path):
+    """run_compare resolves the dataset like a training run: a data_path in a YAML is enough."""
+    data = tmp_path / "data" / "tiny"
+    data.mkdir(parents=True)
+    rows = ["user_id:token\titem_id:token"] + [f"{u}\t{(u * 7 + k) % 40}" for u in range(30) for k in range(6)]
+    (data / "tiny.inter").write_text("\n".join(rows) + "\n")
+    yaml_file = tmp_path / "tiny.yaml"
+    yaml_file.write_text(f"data_path: {tmp_path / 'data'}\n")
+    from recbole_darec.report.validate import validate
+
+    validate(["BPR"], "tiny", [str(yaml_file)], {})  # raised "unknown dataset" before
