@@ -50,6 +50,17 @@ def test_terms_are_finite_and_reach_the_right_parameters(quick_config):
     assert "user_semantic" not in model.state_dict()  # frozen LLM tables are not saved in checkpoints
 
 
+def test_degree_buffers_are_the_training_degrees(quick_config):
+    _, (train_data, *_), model, _ = built("DaRecLightGCN", quick_config, darec_degree_coupling=10.0)
+    inter = train_data.dataset.inter_feat
+    users, counts = torch.unique(inter[model.USER_ID], return_counts=True)
+    assert torch.equal(model.user_degree[users], counts) and int(model.user_degree.sum()) == len(inter)
+    assert int(model.item_degree.sum()) == len(inter) and "user_degree" not in model.state_dict()
+    model.train()
+    terms = dict(zip(model.loss_names, model.calculate_loss(next(iter(train_data)))))
+    assert torch.isfinite(terms["darec_global"])
+
+
 def test_lambda_zero_trains_exactly_like_the_backbone(quick_config):
     config = {**quick_config, "epochs": 2}
     backbone = run_recbole_darec("LightGCNBackbone", "ml-100k", config_dict=config)

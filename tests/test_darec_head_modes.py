@@ -171,3 +171,40 @@ def test_warm_start_reuses_the_previous_centres_and_finds_the_same_clusters(monk
 def test_kmeans_init_is_validated():
     with pytest.raises(ValueError, match="kmeans_init"):
         make_head(kmeans_init="lloyd")
+
+
+def _global_only(**kw):
+    return make_head(w_local=0.0, w_orth=0.0, w_unif=0.0, lam=1.0, **kw)
+
+
+def test_global_teacher_trains_only_the_cf_side_through_the_global_term():
+    cf, llm = rows()
+    for teacher in (False, True):
+        head = _global_only(global_teacher=teacher)
+        head(cf, llm)["darec_global"].backward()
+        llm_grad = sum(float(p.grad.abs().sum()) for p in head.llm_shared.parameters() if p.grad is not None)
+        cf_grad = sum(float(p.grad.abs().sum()) for p in head.cf_shared.parameters())
+        assert cf_grad > 0
+        assert (llm_grad == 0.0) == teacher  # the learnable LLM side can no longer move towards the CF structure
+
+
+def test_global_teacher_keeps_the_loss_value():
+    cf, llm = rows()
+    assert torch.equal(_global_only()(cf, llm)["darec_global"], _global_only(global_teacher=True)(cf, llm)["darec_global"])
+
+
+def test_degree_coupling_scales_each_rows_gradient_by_one_plus_d0_over_degree():
+    cf, llm = rows(n=40)
+    degree = torch.arange(1, 41)
+    grads = []
+    for d0 in (0.0, 10.0):
+        x = cf.detach().clone().requires_grad_(True)
+        _global_only(degree_coupling=d0, structure_grad_scale="none")(x, llm, degree=degree)["darec_global"].backward()
+        grads.append(x.grad)
+    expected = grads[0] * (1.0 + 10.0 / degree.to(D64)).unsqueeze(1)
+    assert torch.allclose(grads[1], expected, rtol=1e-10, atol=1e-14)
+
+
+def test_degree_coupling_is_validated():
+    with pytest.raises(ValueError, match="degree_coupling"):
+        make_head(degree_coupling=-1.0)

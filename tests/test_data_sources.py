@@ -76,7 +76,8 @@ def test_real_scientific_counts():
 
 
 @needs_scientific
-def test_config_resolves_scientific_from_data_path_with_original_files(tmp_path):
+def test_config_resolves_scientific_from_data_path_with_original_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "CACHE_DIR", tmp_path / "cache")
     raw = tmp_path / "raw"
     raw.mkdir()
     for name in sources.SOURCES["amazon-scientific"].files:

@@ -70,6 +70,12 @@ class DaRecHead(nn.Module):
         global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` | ``'neighbors'`` (see
             ``global_structure_loss``).
         global_tau: temperature of the 'neighbors' global mode.
+        global_teacher: the global term treats the LLM side's shared similarity structure as a fixed target
+            (no gradient into the LLM-side projector through it), so the structure can only be matched by moving
+            the CF side; the LLM-side projector is still trained by the local term and the regularisers.
+        degree_coupling: d0 ≥ 0; the structure gradient into row i's CF embedding is further multiplied by
+            ``1 + d0 / max(deg_i, 1)`` (the caller passes each row's training degree): nodes the graph says little
+            about take more from the LLM side, well-connected ones about as much as without it. 0 = off.
         regularizer_stopgrad: orthogonality/uniformity do not send gradient into the CF input rows.
         local_stopgrad: the local term does not send gradient into the CF input rows (projectors only).
         structure_grad_scale: ``'auto'``, ``'relative'``, ``'none'`` or a float ≥ 0: the gradient the global
@@ -101,6 +107,8 @@ class DaRecHead(nn.Module):
         kmeans_init: str = "kmeans++",
         global_mode: str = "centered",
         global_tau: float = 0.1,
+        global_teacher: bool = False,
+        degree_coupling: float = 0.0,
         regularizer_stopgrad: bool = True,
         local_stopgrad: bool = False,
         structure_grad_scale: Union[str, float] = "auto",
@@ -118,7 +126,8 @@ class DaRecHead(nn.Module):
         for name, value in (("d_cf", d_cf), ("d_llm", d_llm), ("d_proj", d_proj), ("kmeans_iters", kmeans_iters)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        for name, value in (("lam", lam), ("w_global", w_global), ("w_local", w_local), ("w_orth", w_orth),
+        for name, value in (("lam", lam), ("degree_coupling", degree_coupling), ("w_global", w_global),
+                            ("w_local", w_local), ("w_orth", w_orth),
                             ("w_unif", w_unif)):
             if not math.isfinite(float(value)) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -155,6 +164,8 @@ class DaRecHead(nn.Module):
         self.local_mode, self.local_tau, self.kmeans_iters = local_mode, float(local_tau), kmeans_iters
         self.kmeans_init = kmeans_init
         self.global_mode, self.global_tau = global_mode, float(global_tau)
+        self.global_teacher = bool(global_teacher)
+        self.degree_coupling = float(degree_coupling)
         self.regularizer_stopgrad = bool(regularizer_stopgrad)
         self.local_stopgrad = bool(local_stopgrad)
         self.structure_grad_scale = structure_grad_scale
@@ -186,8 +197,13 @@ class DaRecHead(nn.Module):
             return self.lam
         return self.lam * min(1.0, (self._step + 1) / self.warmup_steps)
 
-    def _couple(self, cf: torch.Tensor, lam: float, backbone_grad_norm: Optional[torch.Tensor]) -> torch.Tensor:
-        """The CF rows as the structure terms see them: same values, gradient into E^C per structure_grad_scale."""
+    def _couple(self, cf: torch.Tensor, lam: float, backbone_grad_norm: Optional[torch.Tensor],
+                degree: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The CF rows as the structure terms see them: same values, gradient into E^C per structure_grad_scale
+        (and per row by degree_coupling)."""
+        if self.degree_coupling and degree is not None:
+            weight = 1.0 + self.degree_coupling / degree.to(cf.dtype).clamp_min(1.0)
+            cf = scale_grad(cf, weight.unsqueeze(1))
         s = self.structure_grad_scale
         if s == "relative":
             if backbone_grad_norm is None:
@@ -233,6 +249,7 @@ class DaRecHead(nn.Module):
         mask: Optional[torch.Tensor] = None,
         generator: Optional[torch.Generator] = None,
         backbone_grad_norm: Optional[torch.Tensor] = None,
+        degree: Optional[torch.Tensor] = None,
     ) -> Dict[str, torch.Tensor]:
         """Weighted DaRec terms for already-sampled rows.
 
@@ -243,6 +260,7 @@ class DaRecHead(nn.Module):
             generator: for K-means seeding and the regularisers' sub-sample.
             backbone_grad_norm: 0-d tensor, the norm of the ranking loss's gradient on the (masked) rows;
                 needed only by ``structure_grad_scale='relative'``.
+            degree: optional (N,) training degree of each row's node, used by ``degree_coupling``.
         Returns:
             dict with keys ``DARec_TERMS``, each a scalar already multiplied by λ (after warm-up) and its
             weight. Terms that are switched off, or that cannot be computed (fewer than 2 valid rows; fewer
@@ -259,6 +277,7 @@ class DaRecHead(nn.Module):
         out = {name: cf_emb.new_zeros(()) for name in DARec_TERMS}
         if mask is not None:
             cf_emb, llm_emb = cf_emb[mask], llm_emb[mask]
+            degree = None if degree is None else degree[mask]
         if lam == 0.0 or cf_emb.shape[0] < 2:
             return out
         coef = {name: lam * w for name, w in self.weights.items()}
@@ -267,7 +286,8 @@ class DaRecHead(nn.Module):
             llm = llm - llm.mean(0, keepdim=True)
         l_sh = self.llm_shared(llm) if any(coef.values()) else None
         if coef["darec_global"] or coef["darec_local"]:
-            self._structure_terms(out, coef, self._couple(cf_emb, lam, backbone_grad_norm), cf_emb, l_sh, generator)
+            self._structure_terms(out, coef, self._couple(cf_emb, lam, backbone_grad_norm, degree), cf_emb, l_sh,
+                                  generator)
         if coef["darec_orth"] or coef["darec_unif"]:
             self._regularizer_terms(out, coef, cf_emb, llm, l_sh, generator)
         return out
@@ -276,7 +296,8 @@ class DaRecHead(nn.Module):
         """Global and local alignment of the shared parts (the only terms that may reach E^C)."""
         c_sh = self.cf_shared(cf_coupled)
         if coef["darec_global"]:
-            global_loss = global_structure_loss(c_sh, l_sh, self.global_mode, tau=self.global_tau)
+            target = l_sh.detach() if self.global_teacher else l_sh
+            global_loss = global_structure_loss(c_sh, target, self.global_mode, tau=self.global_tau)
             out["darec_global"] = coef["darec_global"] * global_loss
         if coef["darec_local"]:
             c_local = self.cf_shared(cf_emb.detach()) if self.local_stopgrad else c_sh

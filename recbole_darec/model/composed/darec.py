@@ -37,6 +37,10 @@ class DaRecMixin(SemanticMixin):
         # layers
         head_factory = lambda **kw: DaRecHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
         self.head = build_with_config_keys(head_factory, config, HEAD_KEYS)
+        # training degree per user / item (non-persistent: derived from the dataset), for degree_coupling
+        inter = dataset.inter_feat
+        for name, field, n in (("user_degree", self.USER_ID, self.n_users), ("item_degree", self.ITEM_ID, self.n_items)):
+            self.register_buffer(name, torch.bincount(inter[field].long(), minlength=n), persistent=False)
 
     def sample_omega(self, interaction):
         """Ω: unique users and positive items of the batch, capped at N̂ (the head's cost is independent of |V|)."""
@@ -49,7 +53,8 @@ class DaRecMixin(SemanticMixin):
         reference = None
         if self.head.structure_grad_scale == "relative":
             reference = self.ranking_grad_norm(backbone_terms, user_all, item_all, users, items, mask)
-        return self.head(cf_rows, llm_rows, mask=mask, backbone_grad_norm=reference)
+        degree = torch.cat([self.user_degree[users], self.item_degree[items]]) if self.head.degree_coupling else None
+        return self.head(cf_rows, llm_rows, mask=mask, backbone_grad_norm=reference, degree=degree)
 
     def ranking_grad_norm(self, backbone_terms, user_all, item_all, users, items, mask):
         """||∇ L_rank|| on Ω's rows of the final embeddings (the scale ``structure_grad_scale: relative`` uses).
