@@ -7,7 +7,8 @@
 """
 import sys
 
+from recbole_darec.cli_errors import run_cli
 from recbole_darec.tune.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, "run_hyper.py"))  # user errors: one line, exit 2; --debug shows the traceback

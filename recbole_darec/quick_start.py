@@ -10,12 +10,15 @@ import sys
 from logging import getLogger
 from pathlib import Path
 
-from recbole.data import create_dataset
 from recbole.utils import get_environment, init_logger, init_seed, set_color
 
+from recbole_darec.checkpoints import (check_belongs, config_from_checkpoint, load_checkpoint, load_weights,
+                                       resume_source, split_fingerprint)
 from recbole_darec.config import Config
+from recbole_darec.data.atomic_check import check_atomic_headers, load_dataset
 from recbole_darec.data.protocol import data_preparation
-from recbole_darec.trainer import get_plugin_trainer, load_checkpoint
+from recbole_darec.dataset_lock import folder_lock
+from recbole_darec.trainer import get_plugin_trainer
 
 
 def format_result_table(valid_result, test_result):
@@ -30,46 +33,34 @@ def format_result_table(valid_result, test_result):
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
 def dataset_build_lock(config):
-    """Serialise, across processes on one machine, the part of a run that writes and reads the dataset folder.
+    """The dataset folder's lock (:mod:`recbole_darec.dataset_lock`), held while a run prepares and loads data.
 
     An aligned model's ``prepare_data`` (re)writes ``<ds>.useremb`` (on ml-100k user profiles follow the seed's
     split) and RecBole then loads it: two runs with different seeds interleaving there (a comparison, Ray Tune
-    trials, two terminals) would load each other's profiles -- the split check then stops one of them. A lock
-    file in the dataset folder makes them take turns; training itself runs concurrently. Where the folder is
-    read-only (nothing is written there either) or fcntl is unavailable, no lock is taken.
+    trials, the semantic CLI, two terminals) would load each other's profiles. Every run takes turns here, whatever
+    its model; training itself runs concurrently. A folder that does not exist (yet) takes no lock.
     """
-    try:
-        import fcntl
-
-        handle = open(Path(config["data_path"]) / f".{config['dataset']}.build.lock", "a")
-    except (ImportError, OSError):
-        yield
-        return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    folder = Path(config["data_path"])
+    return folder_lock(folder) if folder.is_dir() else contextlib.nullcontext()
 
 
 def build(config):
     """Dataset, dataloaders, model and trainer for a config; the same path for the CLI, Ray and comparisons."""
     model_class = config.model_class
     prepare = getattr(model_class, "prepare_data", None)
-    with dataset_build_lock(config) if prepare is not None else contextlib.nullcontext():
+    with dataset_build_lock(config):
         if prepare is not None:
             init_seed(config["seed"], config["reproducibility"])
             prepare(config)  # e.g. build semantic embedding files before RecBole loads the dataset
         # Seed right before the split: a random split (ml-100k) must be the same whatever ran before.
         init_seed(config["seed"], config["reproducibility"])
-        dataset = create_dataset(config)
+        dataset = load_dataset(config)
         train_data, valid_data, test_data = data_preparation(config, dataset)
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
         model = model_class(config, train_data.dataset).to(config["device"])  # reads the manifest (split check)
     trainer = get_plugin_trainer(config)(config, model)
+    trainer.split_fingerprint = split_fingerprint(train_data, valid_data, test_data)
     return dataset, (train_data, valid_data, test_data), model, trainer
 
 
@@ -81,7 +72,7 @@ def _train_and_test(config, saved, epoch_callback=None, verbose=True):
         logger.info(model)
     trainer.epoch_callback = epoch_callback
     if config["resume_from"]:  # RecBole's Config returns None for unset keys
-        trainer.resume_checkpoint(config["resume_from"])
+        trainer.resume_checkpoint(str(config["resume_from"]))
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"]
     )
@@ -115,6 +106,7 @@ def run_recbole_darec(model=None, dataset=None, config_file_list=None, config_di
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result`` (RecBole's shape).
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    preflight(config)  # user mistakes end here, before the log file and the checkpoint folder are created
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -141,16 +133,26 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, epoc
     return {"model": config["model"], **result}
 
 
+def preflight(config):
+    """Checks that need no dataset load: the dataset's atomic-file headers and the checkpoint to resume from."""
+    check_atomic_headers(config)
+    if config["resume_from"]:
+        path = resume_source(str(config["resume_from"]))
+        checkpoint = load_checkpoint(path)
+        check_belongs(checkpoint, config, None, path)
+
+
 def load_data_and_model(model_file):
     """Rebuild config, model (with its saved weights), dataset and dataloaders from a plugin checkpoint.
 
-    The checkpoint is read with torch's safe loader; the config is rebuilt from the stored overrides.
+    The checkpoint is read with torch's safe loader; the config is rebuilt from the stored overrides as typed
+    values (never evaluated), and the split rebuilt from them must be the one the checkpoint was trained on.
     """
     checkpoint = load_checkpoint(model_file)
-    config = Config(model=checkpoint["model"], dataset=checkpoint["dataset"],
-                    config_dict=checkpoint["config_overrides"])
+    config = config_from_checkpoint(checkpoint, path=model_file)
+    check_atomic_headers(config)
     init_seed(config["seed"], config["reproducibility"])
-    dataset, (train_data, valid_data, test_data), model, _ = build(config)
-    model.load_state_dict(checkpoint["state_dict"])
-    model.load_other_parameter(checkpoint.get("other_parameter"))
+    dataset, (train_data, valid_data, test_data), model, trainer = build(config)
+    check_belongs(checkpoint, config, trainer.split_fingerprint, model_file)
+    load_weights(model, checkpoint, model_file)
     return config, model, dataset, train_data, valid_data, test_data

@@ -7,35 +7,22 @@ RecBole's model-specific training steps are kept and no trainer is copied. It ad
   pickles its Config object, which torch >= 2.6 refuses to load),
 * loss terms logged by name (``model.loss_names``) instead of ``train_loss1, train_loss2``,
 * ``epoch_callback(trainer, epoch_idx, valid_score, valid_result)`` after every validation, for Ray Tune,
-* ``valid_history``: (epoch, valid_score, valid_result) per evaluation, for training curves.
+* ``valid_history``: (epoch, valid_score, valid_result) per evaluation, for training curves,
+* exact resume: a ``.last.pth`` checkpoint beside the best one after every epoch, with optimizer, RNG and
+  early-stopping state; ``resume_checkpoint`` refuses a checkpoint of another model, dataset, seed or split.
 """
-import enum
 import os
 
 import torch
 from recbole.utils import get_trainer, set_color
 
+from recbole_darec import checkpoints
+from recbole_darec.checkpoints import load_checkpoint, plain
+
 
 def plain_config(config):
     """The config as a dict of plain Python values (enums by name, devices as strings) for safe checkpoints."""
-
-    def plain(value):
-        if isinstance(value, enum.Enum):
-            return value.name
-        if isinstance(value, dict):
-            return {str(k): plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        if value is None or isinstance(value, (bool, int, float, str)):
-            return value
-        return str(value)
-
     return {key: plain(value) for key, value in config.final_config_dict.items()}
-
-
-def load_checkpoint(path, map_location="cpu"):
-    """Load a plugin checkpoint with torch's safe loader (no arbitrary unpickling)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
 
 
 class PluginTrainerMixin:
@@ -47,62 +34,103 @@ class PluginTrainerMixin:
         super().__init__(config, model)
         self.valid_history = []
         self._epoch_idx = -1
+        self.split_fingerprint = None  # set by quick_start.build(); recorded in and checked against checkpoints
+        self._train_data = None
+        self._pending_rng = None  # RNG state of a resumed checkpoint, restored right before training continues
+        self._finished = False  # resumed from the last checkpoint of a run that had already ended
+        self._save_last = False
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def _checkpoint_state(self, epoch):
+        generator = getattr(self._train_data, "generator", None)
+        scheduler = getattr(self, "scheduler", None)
         return {
             "config": plain_config(self.config),
-            "config_overrides": dict(self.config.external_config_dict),
+            "config_overrides": plain(dict(self.config.external_config_dict)),
             "model": self.config["model"],
             "dataset": self.config["dataset"],
+            "seed": self.config["seed"],
+            "split_fingerprint": self.split_fingerprint,
             "epoch": epoch,
             "cur_step": self.cur_step,
             "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": None if self.best_valid_result is None else plain(dict(self.best_valid_result)),
+            "valid_history": [[int(e), float(s), plain(dict(r))] for e, s, r in self.valid_history],
+            "train_loss": {int(e): plain(v) for e, v in self.train_loss_dict.items()},
             "state_dict": self.model.state_dict(),
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if hasattr(scheduler, "state_dict") else None,
+            "rng": checkpoints.rng_state(generator),
+            "best_file": os.path.basename(self.saved_model_file),
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        # Write then rename, so an interrupted save never leaves a truncated checkpoint behind.
-        tmp_file = f"{saved_model_file}.tmp"
-        torch.save(self._checkpoint_state(epoch), tmp_file)
-        os.replace(tmp_file, saved_model_file)
+        checkpoints.atomic_save(self._checkpoint_state(epoch), saved_model_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
+    def _save_last_checkpoint(self, epoch, finished=False):
+        """The every-epoch checkpoint beside the best one: what ``--resume_from`` continues from."""
+        if not self._save_last or (not self.config["single_spec"] and self.config["local_rank"] != 0):
+            return
+        state = self._checkpoint_state(epoch)
+        state["finished"] = finished
+        checkpoints.atomic_save(state, checkpoints.last_path(self.saved_model_file))
+
     def resume_checkpoint(self, resume_file):
-        resume_file = str(resume_file)
+        """Continue after the last finished epoch (given a best checkpoint, the ``.last.pth`` beside it is used)."""
+        resume_file = checkpoints.resume_source(resume_file)
         checkpoint = load_checkpoint(resume_file, map_location=self.device)
-        if checkpoint["model"].lower() != self.config["model"].lower():
-            raise ValueError(
-                f"checkpoint {resume_file} is for model {checkpoint['model']}, not {self.config['model']}"
-            )
-        self.saved_model_file = resume_file
+        checkpoints.check_belongs(checkpoint, self.config, self.split_fingerprint, resume_file)
+        checkpoints.load_weights(self.model, checkpoint, resume_file)
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if checkpoint.get("scheduler") is not None and hasattr(getattr(self, "scheduler", None), "load_state_dict"):
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        best_file = os.path.join(os.path.dirname(resume_file), checkpoint.get("best_file") or "")
+        self.saved_model_file = best_file if checkpoint.get("best_file") and os.path.isfile(best_file) else resume_file
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.load_other_parameter(checkpoint.get("other_parameter"))
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.best_valid_result = checkpoint.get("best_valid_result")
+        self.valid_history = [(int(e), float(s), dict(r)) for e, s, r in checkpoint.get("valid_history") or []]
+        self.train_loss_dict = {int(e): v for e, v in (checkpoint.get("train_loss") or {}).items()}
+        self._epoch_idx = checkpoint["epoch"]
+        self._pending_rng = checkpoint.get("rng")
+        self._finished = bool(checkpoint.get("finished"))
         self.logger.info(f"Checkpoint {resume_file} loaded; resuming from epoch {self.start_epoch}")
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        self._train_data, self._save_last = train_data, saved
+        if self._pending_rng is not None:  # exactly the random streams the interrupted run had at this point
+            checkpoints.restore_rng_state(self._pending_rng, getattr(train_data, "generator", None))
+            self._pending_rng = None
+        if self._finished:  # nothing left to train; RecBole's fit would overwrite the best checkpoint
+            return self.best_valid_score, self.best_valid_result
+        result = super().fit(train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
+                             callback_fn=callback_fn)
+        self._save_last_checkpoint(self._epoch_idx, finished=True)
+        return result
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model:
             checkpoint_file = model_file or self.saved_model_file
             checkpoint = load_checkpoint(checkpoint_file, map_location=self.device)
-            self.model.load_state_dict(checkpoint["state_dict"])
-            self.model.load_other_parameter(checkpoint.get("other_parameter"))
+            checkpoints.load_weights(self.model, checkpoint, checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         # The parent's own (unsafe) load is skipped: the weights are already in place.
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
     # -- logging and callbacks ----------------------------------------------------------------------------
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        if epoch_idx > self.start_epoch:
+            # The previous epoch is over (validation and early-stopping update included) and nothing has drawn
+            # from the RNGs since: its state is exactly what a resumed run needs.
+            self._save_last_checkpoint(epoch_idx - 1)
         self._epoch_idx = epoch_idx
         return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
 

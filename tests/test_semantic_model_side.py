@@ -75,12 +75,14 @@ def test_dataset_build_lock_excludes_other_processes(tmp_path):
     from recbole_darec.quick_start import dataset_build_lock
 
     config = {"data_path": str(tmp_path), "dataset": "toy"}
-    probe = ("import fcntl, sys\n"
-             f"h = open({str(tmp_path / '.toy.build.lock')!r}, 'a')\n"
-             "try:\n    fcntl.flock(h, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n")
+    probe = ("import fcntl, os, sys\n"
+             f"fd = os.open({str(tmp_path)!r}, os.O_RDONLY)\n"
+             "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n")
     with dataset_build_lock(config):
-        held = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
+        with dataset_build_lock(config):  # re-entrant: the semantic builder inside a run's build takes it again
+            held = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
     free = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
     assert (held, free) == (3, 0)
+    assert list(tmp_path.iterdir()) == []  # no lock file is left behind
     with dataset_build_lock({"data_path": str(tmp_path / "missing"), "dataset": "toy"}):
-        pass  # an unwritable / missing folder takes no lock instead of failing
+        pass  # a missing folder takes no lock instead of failing

@@ -33,10 +33,12 @@ def get_model(name):
             return getattr(module, name)
     try:
         return get_recbole_model(name)
-    except (ValueError, ImportError) as err:
-        # RecBole's search imports its exlib package (lightgbm, xgboost) for any name it has not found yet.
-        extra = f" (RecBole's zoo search also hit: {err})" if isinstance(err, ImportError) else ""
-        raise ValueError(
+    except (ValueError, ImportError):
+        # RecBole's search imports its exlib package (lightgbm, xgboost) for any name it has not found yet: a
+        # missing optional package there says nothing about the name, so it is not reported.
+        from recbole_darec.cli_errors import UserError
+
+        raise UserError(
             f"unknown model '{name}': plugin models are {', '.join(plugin_model_names())}; "
-            f"RecBole's zoo (e.g. BPR, LightGCN, SGL, NCL, NGCF) is searched as well{extra}"
+            f"RecBole's zoo (e.g. BPR, LightGCN, SGL, NCL, NGCF) is searched as well"
         ) from None

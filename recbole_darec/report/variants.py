@@ -10,12 +10,12 @@ A variants file maps a row label to a model and the config keys that make it dif
 with its keys on top of the comparison's shared settings (a variant's key wins over a command-line override),
 records it under its label and puts it in the same tables, paired tests and plots as the plain models.
 """
-import difflib
 import re
 from pathlib import Path
 
 import yaml
 
+from recbole_darec.config_keys import did_you_mean
 from recbole_darec.report.validate import CompareError
 
 LABEL = re.compile(r"^[A-Za-z0-9_.+=-]+$")  # used in file names and comma-separated --models
@@ -67,6 +67,5 @@ def check_variant_keys(variants, dataset, config_files, overrides, build_config)
         known = set(build_config(variant["model"], dataset, config_files, overrides).final_config_dict)
         unknown = [k for k in variant["overrides"] if k not in known]
         if unknown:
-            hints = {k: difflib.get_close_matches(k, known, n=3) for k in unknown}
-            detail = "; ".join(f"'{k}'" + (f" (did you mean {', '.join(v)}?)" if v else "") for k, v in hints.items())
+            detail = did_you_mean(unknown, known)
             raise CompareError(f"variant '{label}': {detail}: not a config key of {variant['model']} on {dataset}")

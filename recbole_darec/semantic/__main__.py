@@ -11,8 +11,8 @@ The split that user profiles are built from is the one a run with the same confi
 differs rebuilds the profiles itself. ``--model`` only selects which model YAML defaults apply.
 """
 import argparse
-import sys
 
+from recbole_darec.cli_errors import UserError, run_cli
 from recbole_darec.semantic.build import ensure_semantic_embeddings
 
 
@@ -50,15 +50,19 @@ def main(argv=None):
             overrides[key] = value
 
     from recbole_darec import Config  # applies the compat fixes before RecBole is used
+    from recbole_darec.config import recbole_environment
+    from recbole_darec.data.atomic_check import check_atomic_headers
 
-    try:
+    with recbole_environment():  # the overrides were parsed above; RecBole must not parse sys.argv again
         config = Config(model=args.model, dataset=args.dataset,
                         config_file_list=args.config_files.split() if args.config_files else None,
                         config_dict=overrides)
+    check_atomic_headers(config)
+    try:
+        # Writes under the dataset folder's lock, the one training runs hold while they load these files.
         result = ensure_semantic_embeddings(config, force=args.force)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (ValueError, FileNotFoundError) as exc:  # invalid or missing input files, named in the message
+        raise UserError(str(exc)) from exc
     for side, info in result.items():
         state = "built" if info["rebuilt"] else "up to date"
         print(f"{info['path']}: {info['count']} {side}s x {info['dim']} ({info['source']}, {state})")
@@ -66,4 +70,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, "python -m recbole_darec.semantic"))

@@ -15,6 +15,7 @@ is written; each file is replaced atomically.
 import logging
 from pathlib import Path
 
+from recbole_darec.dataset_lock import folder_lock
 from recbole_darec.semantic import cache, files
 from recbole_darec.semantic.encoder import TextEncoder, encoder_identity
 from recbole_darec.semantic.loading import apply_semantic_config
@@ -126,7 +127,7 @@ def ensure_semantic_embeddings(config, encoder=None, force=False):
     root = Path(config["data_path"])
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist")
-    with cache.folder_lock(root):
+    with folder_lock(root):  # the dataset folder's one lock (re-entered when a run's build already holds it)
         result = _ensure(config, root, encoder, force)
     apply_semantic_config(config)
     return result

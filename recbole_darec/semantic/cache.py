@@ -34,23 +34,6 @@ def manifest_path(root, dataset):
     return Path(root) / f"{dataset}.semantic.json"
 
 
-@contextlib.contextmanager
-def folder_lock(folder):
-    """Exclusive advisory lock (flock) on the dataset folder itself, so no lock file is left behind: parallel
-    runs (Ray trials) wait for the first build and then find the cache current instead of encoding again."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no locking
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
 def read_manifest(path):
     """The manifest as a dict (empty when absent); a corrupt one raises ``ValueError`` naming the file."""
     path = Path(path)
@@ -120,7 +103,8 @@ def is_current(entry, path, identity, texts_digest):
 # going back to texts seen before (ml-100k: a seed whose training split was already profiled) costs no encoding.
 # Entries are plain ``.npz`` (no pickle: read with ``allow_pickle=False``): ``meta`` (JSON of the key),
 # ``tokens`` (str array) and ``matrix`` (float32, one row per token). Each side keeps its ``CACHE_KEEP`` most
-# recently written or used entries (mtime, refreshed on every hit). Callers hold :func:`folder_lock`.
+# recently written or used entries (mtime, refreshed on every hit). Callers hold the dataset folder's lock
+# (:func:`recbole_darec.dataset_lock.folder_lock`).
 
 CACHE_KEEP = 8
 _STALE_TMP_S = 3600  # temp files of an interrupted write older than this are removed when pruning

@@ -46,20 +46,20 @@ def evaluate_best(best, settings, params, exp_path, mode="reload"):
 def _evaluate_best(best, settings, params, exp_path, mode):
     from recbole.utils import init_seed
 
+    from recbole_darec.checkpoints import check_belongs, config_from_checkpoint, load_checkpoint, load_weights
     from recbole_darec.quick_start import build
-    from recbole_darec.trainer import load_checkpoint
 
     gpu_id = _driver_gpu_id(settings)
     model_file = exp_path / MODEL_FILE
     if mode == "reload":
         _copy_best_checkpoint(best, model_file)
         checkpoint = load_checkpoint(model_file)
-        overrides = {**checkpoint["config_overrides"], "gpu_id": gpu_id, "checkpoint_dir": str(exp_path)}
-        config = build_config(checkpoint["model"], checkpoint["dataset"], overrides)
+        # The stored overrides are typed values, never evaluated (a checkpoint is data, not code).
+        config = config_from_checkpoint(checkpoint, {"gpu_id": gpu_id, "checkpoint_dir": str(exp_path)}, model_file)
         init_seed(config["seed"], config["reproducibility"])
         _, (train_data, valid_data, test_data), model, trainer = build(config)
-        model.load_state_dict(checkpoint["state_dict"])
-        model.load_other_parameter(checkpoint.get("other_parameter"))
+        check_belongs(checkpoint, config, trainer.split_fingerprint, model_file)
+        load_weights(model, checkpoint, model_file)
         trainer.eval_collector.data_collect(train_data)  # as fit() would, for metrics that need train counts
         # Re-validating the reloaded model checks it is the one the trial reported (cheap next to training).
         valid_result = trainer.evaluate(valid_data, load_best_model=False)

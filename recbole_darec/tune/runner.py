@@ -1,6 +1,5 @@
 """Run a sweep: validate everything before Ray starts, build the Tuner, then report and test the best trial once."""
 import dataclasses
-import difflib
 import json
 import math
 import os
@@ -8,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recbole_darec.config_keys import ESCAPE_KEY, allowed_extra_keys, did_you_mean
 from recbole_darec.tune.space import SEARCH_MODES, SearchSpaceError, load_space, parse_space
 from recbole_darec.tune.trainable import FAIL_ONCE_KEY, build_config, train_trial
 
@@ -118,9 +118,11 @@ def prepare(opts):
 
     known = set(_config(opts.model, opts.dataset, {**file_dict, **(opts.overrides or {})}).final_config_dict)
     unknown = [k for k in list(space.params) + list(space.fixed) if k not in known and k != FAIL_ONCE_KEY]
-    if unknown and not opts.allow_unknown_params:
-        hints = {k: difflib.get_close_matches(k, known, n=3) for k in unknown}
-        detail = "; ".join(f"'{k}'" + (f" (did you mean {', '.join(v)}?)" if v else "") for k, v in hints.items())
+    if unknown and opts.allow_unknown_params:  # the Config's own unknown-key check must let them through too
+        if allowed_extra_keys(base) is not None:  # None: the user already allows every key
+            base[ESCAPE_KEY] = sorted(set(unknown) | allowed_extra_keys(base))
+    elif unknown:
+        detail = did_you_mean(unknown, known)
         raise SweepError(
             f"{space.source}: {detail}: not a config key of {opts.model} on {opts.dataset}, so the model would "
             "ignore it. Fix the name, or pass --allow-unknown-params if the model reads it without a default."

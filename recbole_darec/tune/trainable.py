@@ -43,8 +43,8 @@ def train_trial(params, settings):
     from ray import tune
     from recbole.utils import init_seed
 
+    from recbole_darec.checkpoints import load_checkpoint
     from recbole_darec.quick_start import build
-    from recbole_darec.trainer import load_checkpoint
 
     _quiet_worker()
     torch.set_num_threads(max(1, int(settings.get("cpus_per_trial") or 1)))
@@ -112,6 +112,8 @@ class _Reporter:
             self.best = {"epoch": int(epoch_idx), **{k: float(v) for k, v in valid_result.items()}}
         state = trainer._checkpoint_state(epoch_idx)
         state.update(best_valid_score=float(best), cur_step=cur_step)
+        if improved:
+            state["best_valid_result"] = {k: float(v) for k, v in valid_result.items()}
         state[BEST_KEY] = dict(self.best)
         tmp = self.checkpoint_dir / f"{LATEST_FILE}.tmp"
         torch.save(state, tmp)

@@ -1,0 +1,178 @@
+"""What a plugin checkpoint holds beyond the weights, and what is (not) trusted when one is read.
+
+A checkpoint is data, never code: it is read with torch's ``weights_only=True`` loader, its config overrides are
+stored as typed values and handed to the Config as :class:`~recbole_darec.config.TypedValues` (RecBole's
+``eval()`` of config strings never sees them), and the model and dataset it names must be plain names. It
+records the dataset, the seed and a fingerprint of the train/valid/test split, so it cannot be resumed or
+reloaded into another run by mistake; the RNG states (python, numpy, torch, CUDA, the training dataloader's
+shuffle generator) make a resumed run continue exactly where the interrupted one stopped.
+"""
+import enum
+import hashlib
+import os
+import pickle
+import random
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recbole_darec.cli_errors import UserError
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+# Where the original run wrote: meaningless (or harmful) when the checkpoint is rebuilt elsewhere.
+_NOT_RESTORED = ("checkpoint_dir", "resume_from")
+LAST_SUFFIX = ".last.pth"
+
+
+def plain(value):
+    """A config value as plain Python data (enums by name, tuples as lists, other objects as strings)."""
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):  # numpy scalars (RecBole's metrics) would need numpy globals to load
+        value = value.item()
+    if value is None or isinstance(value, str):
+        return value
+    for kind in (bool, int, float):  # exact builtins: subclasses pickle as their own class
+        if isinstance(value, kind):
+            return kind(value)
+    return str(value)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Read a plugin checkpoint with torch's safe loader; anything unreadable is a :class:`UserError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):  # every checkpoint torch >= 1.6 writes is a zip archive
+        raise UserError(f"checkpoint {path} is not a readable torch checkpoint (not a zip archive); "
+                        "point to a .pth file saved by this plugin")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" in str(err):
+            raise UserError(f"checkpoint {path} holds objects other than tensors and plain data (not written by "
+                            "this plugin); it is not loaded, since unpickling it could run code") from None
+        raise UserError(f"checkpoint {path} is not a readable torch checkpoint ({str(err).splitlines()[0][:80]}); "
+                        "point to a .pth file saved by this plugin") from None
+    except (RuntimeError, EOFError, IndexError, ValueError, zipfile.BadZipFile, OSError) as err:
+        raise UserError(f"checkpoint {path} is not a readable torch checkpoint ({type(err).__name__}); "
+                        "point to a .pth file saved by this plugin") from None
+    missing = [k for k in ("model", "dataset", "state_dict", "epoch") if not isinstance(checkpoint, dict)
+               or k not in checkpoint]
+    if missing:
+        raise UserError(f"checkpoint {path} is not a plugin checkpoint (no {', '.join(missing)})")
+    for key in ("model", "dataset"):
+        if not isinstance(checkpoint[key], str) or not _NAME.match(checkpoint[key]):
+            raise UserError(f"checkpoint {path}: {key} {checkpoint[key]!r} is not a plain name")
+    return checkpoint
+
+
+def stored_overrides(checkpoint, path="checkpoint"):
+    """The run's config overrides, as typed values for :class:`~recbole_darec.config.TypedValues`."""
+    overrides = checkpoint.get("config_overrides") or {}
+    if not isinstance(overrides, dict):
+        raise UserError(f"{path}: config_overrides is {type(overrides).__name__}, not a mapping")
+    return {str(k): v for k, v in overrides.items() if k not in _NOT_RESTORED}
+
+
+def config_from_checkpoint(checkpoint, extra=None, path="checkpoint"):
+    """The Config of a checkpoint's run (plus ``extra`` overrides); stored strings are never evaluated."""
+    from recbole_darec.config import Config, TypedValues, recbole_environment
+
+    with recbole_environment():
+        return Config(model=checkpoint["model"], dataset=checkpoint["dataset"],
+                      config_dict=TypedValues({**stored_overrides(checkpoint, path), **(extra or {})}))
+
+
+def split_fingerprint(train_data, valid_data, test_data):
+    """sha256 (16 hex digits) over the user and item ids of the three splits, in order."""
+    digest = hashlib.sha256()
+    for data in (train_data, valid_data, test_data):
+        dataset = data.dataset
+        for field in (dataset.uid_field, dataset.iid_field):
+            digest.update(np.ascontiguousarray(dataset.inter_feat[field].numpy()).tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()[:16]
+
+
+def check_belongs(checkpoint, config, fingerprint, path):
+    """Refuse a checkpoint of another model, dataset, seed or split, naming both values."""
+    pairs = [("model", checkpoint.get("model"), config["model"]),
+             ("dataset", checkpoint.get("dataset"), config["dataset"])]
+    if "seed" in checkpoint:
+        pairs.append(("seed", checkpoint["seed"], config["seed"]))
+    if checkpoint.get("split_fingerprint") and fingerprint:
+        pairs.append(("split fingerprint", checkpoint["split_fingerprint"], fingerprint))
+    for what, stored, current in pairs:
+        if str(stored).lower() != str(current).lower():
+            raise UserError(f"checkpoint {path} is for {what} {stored}, this run has {what} {current}; "
+                            f"use a checkpoint of this run or set --{what.split()[0]}={stored}")
+
+
+def load_weights(model, checkpoint, path):
+    """Weights into ``model``; a shape mismatch (another embedding size, another dataset) is one clear line."""
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))
+        raise UserError(f"checkpoint {path} does not fit this model's configuration ({first}); use the same "
+                        "model settings (embedding_size, n_layers, ...) as the run that saved it") from None
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+
+
+# ------------------------------------------------------------------------------------------------- RNG state
+def rng_state(generator=None):
+    """Every random stream a training epoch draws from, as tensors and plain lists (safe-loadable)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    state = {
+        "python": [version, list(internal), py_gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    if generator is not None:
+        state["loader"] = generator.get_state()
+    return state
+
+
+def restore_rng_state(state, generator=None):
+    """Inverse of :func:`rng_state`."""
+    version, internal, py_gauss = state["python"]
+    random.setstate((version, tuple(internal), py_gauss))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if generator is not None and state.get("loader") is not None:
+        generator.set_state(state["loader"])
+
+
+# ------------------------------------------------------------------------------------------------ file names
+def last_path(best_path):
+    """``saved/X.pth`` -> ``saved/X.last.pth``: the every-epoch checkpoint beside the best one."""
+    best_path = str(best_path)
+    return (best_path[:-4] if best_path.endswith(".pth") else best_path) + LAST_SUFFIX
+
+
+def resume_source(path):
+    """The file to resume from: the ``.last.pth`` beside a best checkpoint when it exists, else ``path``."""
+    path = str(path)
+    if not path.endswith(LAST_SUFFIX) and os.path.isfile(last_path(path)):
+        return last_path(path)
+    return path
+
+
+def atomic_save(state, path):
+    """``torch.save`` to a temp file, then rename: a kill mid-save never leaves a truncated checkpoint."""
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)

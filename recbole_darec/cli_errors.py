@@ -1,0 +1,73 @@
+"""One behaviour for user errors in every command line (training, sweeps, comparisons, the semantic builder).
+
+A user error -- a bad key or value, a missing or broken file, a checkpoint that does not belong to the run -- ends
+the command with ONE line on stderr (``<prog>: error: <what, which file/key/value, what to do>``) and exit status
+2, before anything is written. ``--debug`` on the command line or ``RECBOLE_DAREC_DEBUG=1`` in the environment
+shows the full traceback instead. Anything else (a bug) keeps its traceback.
+"""
+import os
+import signal
+import sys
+
+DEBUG_FLAG = "--debug"
+DEBUG_ENV = "RECBOLE_DAREC_DEBUG"
+EXIT_USER_ERROR = 2
+
+
+class UserError(ValueError):
+    """A mistake in the user's input; its message says what is wrong and how to fix it (one line)."""
+
+
+def user_error_types():
+    """Exception types that are always the user's input (the plugin's own, and errors of other CLIs' layers)."""
+    from recbole_darec.report.validate import CompareError
+    from recbole_darec.tune.runner import SweepError
+    from recbole_darec.tune.space import SearchSpaceError
+
+    # FileNotFoundError: a missing dataset, config or checkpoint file (its message names the path).
+    return (UserError, FileNotFoundError, CompareError, SweepError, SearchSpaceError)
+
+
+def pop_debug_flag(argv):
+    """``argv`` without ``--debug`` / ``--debug=True``, and whether debugging was asked for (flag or env)."""
+    wanted = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    rest = []
+    for arg in argv:
+        if arg == DEBUG_FLAG or arg.lower() in (f"{DEBUG_FLAG}=true", f"{DEBUG_FLAG}=1"):
+            wanted = True
+        elif arg.lower() in (f"{DEBUG_FLAG}=false", f"{DEBUG_FLAG}=0"):
+            continue
+        else:
+            rest.append(arg)
+    return rest, wanted
+
+
+def one_line(err):
+    """The message of an error as one line (RecBole's KeyError repr quotes, multi-line hints joined)."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return " ".join(lines) or type(err).__name__
+
+
+def _terminate_as_exit(signum, frame):
+    raise SystemExit(128 + signum)  # run `finally` blocks (lock release) instead of dying mid-write
+
+
+def run_cli(main, prog, argv=None):
+    """Run ``main(argv)`` (argv without ``--debug``); user errors become one line and exit status 2.
+
+    Returns the exit status for ``sys.exit``.
+    """
+    argv, debug = pop_debug_flag(sys.argv[1:] if argv is None else list(argv))
+    # RecBole's Config reads sys.argv itself: it must not see --debug either.
+    sys.argv = sys.argv[:1] + argv
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate_as_exit)
+    try:
+        status = main(argv)
+    except user_error_types() as err:
+        if debug:
+            raise
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0 if status is None else status

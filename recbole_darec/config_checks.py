@@ -1,0 +1,96 @@
+"""Refusals of configurations that would otherwise train silently on something the user did not ask for.
+
+Called by :class:`recbole_darec.config.Config` once the final config exists, before anything is written. Each
+refusal is a :class:`~recbole_darec.cli_errors.UserError` that names the key, its value, where it came from and
+what to do.
+"""
+from pathlib import Path
+
+import yaml
+
+from recbole_darec.cli_errors import UserError
+from recbole_darec.config_keys import ESCAPE_KEY, did_you_mean, unknown_keys
+
+
+def load_config_files(config, file_list, load_one):
+    """RecBole's file loading, one file at a time so that a missing or broken file is named.
+
+    ``load_one([path])`` is RecBole's loader for a list of files; returns the merged dict and remembers which
+    file set each key (``config.key_sources``) for the unknown-key message.
+    """
+    merged, sources = {}, {}
+    for path in file_list or []:
+        if not Path(path).is_file():
+            raise UserError(f"config file {path} does not exist (check --config_files)")
+        try:
+            loaded = load_one([path])
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem_mark", None)
+            line = f" line {where.line + 1}" if where is not None else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise UserError(f"config file {path}{line}: not valid YAML ({problem}); fix the file") from None
+        if not isinstance(loaded, dict):
+            raise UserError(f"config file {path}: expected 'key: value' lines, got {type(loaded).__name__}")
+        merged.update(loaded)
+        sources.update(dict.fromkeys(loaded, f"config file {path}"))
+    config.key_sources = sources
+    return merged
+
+
+def _source(config, key):
+    if key in config.cmd_config_dict:
+        return "command line"
+    if key in config.variable_config_dict:
+        return "config_dict"
+    return getattr(config, "key_sources", {}).get(key, "config file")
+
+
+def check_config(config):
+    """Every refusal below, in the order a user would want to fix them."""
+    check_unknown_keys(config)
+    check_epochs(config)
+    check_darec_k(config)
+
+
+def check_unknown_keys(config):
+    """A key no YAML or code defines is a typo until the user says otherwise (``allow_unknown_keys``)."""
+    unknown = unknown_keys(list(config.external_config_dict), config.external_config_dict)
+    if unknown:
+        where = ", ".join(sorted({_source(config, k) for k in unknown}))
+        from recbole_darec.config_keys import known_keys
+
+        raise UserError(
+            f"unknown config key {did_you_mean(unknown, known_keys())} ({where}): no model reads it, so it would be "
+            f"ignored. Fix the name, or declare your own keys with {ESCAPE_KEY}: [{', '.join(map(str, unknown))}]"
+        )
+
+
+def _int_value(config, key):
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{key}={value!r} ({_source(config, key)}): must be a whole number")
+    return value
+
+
+def check_epochs(config):
+    """``epochs < 1`` would save an untrained model and report its test metrics."""
+    if _int_value(config, "epochs") < 1:
+        raise UserError(f"epochs={config['epochs']} ({_source(config, 'epochs')}): must be >= 1")
+
+
+def check_darec_k(config):
+    """DaRec's K against N̂ and against the most distinct nodes one training batch can hold.
+
+    Ω holds a batch's unique users and positive items, at most N̂ of them; K-means needs K distinct rows on
+    each side, so a larger K makes the local term a constant 0 for the whole run.
+    """
+    if "darec_k" not in config.final_config_dict or config["darec_k"] is None:
+        return
+    k = _int_value(config, "darec_k")
+    if config["darec_sample_size"] is not None and k > _int_value(config, "darec_sample_size"):
+        raise UserError(f"darec_k={k} > darec_sample_size={config['darec_sample_size']}: K-means needs at least "
+                        f"K of the N̂ sampled nodes; lower darec_k or raise darec_sample_size")
+    batch = config["train_batch_size"]
+    if isinstance(batch, int) and not isinstance(batch, bool) and k > 2 * batch:
+        raise UserError(f"darec_k={k}: a training batch of train_batch_size={batch} interactions holds at most "
+                        f"{2 * batch} distinct users and items, fewer than K; lower darec_k or raise the batch size")

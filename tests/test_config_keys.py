@@ -1,0 +1,75 @@
+"""Unknown config keys are refused with a suggestion; every key a shipped YAML uses is known."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+import recbole_darec  # noqa: F401  (compat shims)
+from recbole_darec.cli_errors import UserError
+from recbole_darec.config import Config
+from recbole_darec.config_keys import known_keys, unknown_keys
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shipped_keys():
+    """(file, key) for every config key a shipped YAML sets."""
+    out = []
+    for folder in ("configs", "dataset_configs", "properties"):
+        for path in sorted((REPO / folder).glob("**/*.yaml")):
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            if path.parent.name == "variants":  # label -> {model, keys}
+                out += [(path, k) for entry in data.values() for k in entry if k != "model"]
+            else:
+                out += [(path, k) for k in data]
+    for path in sorted((REPO / "hyper").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        out += [(path, k) for section in ("space", "fixed") for k in (data.get(section) or {})]
+    return out
+
+
+def test_every_shipped_yaml_key_is_known():
+    keys = _shipped_keys()
+    assert len(keys) > 50
+    bad = [(str(p.relative_to(REPO)), k) for p, k in keys if unknown_keys([k])]
+    assert not bad, bad
+
+
+def test_typo_is_refused_with_a_suggestion():
+    with pytest.raises(UserError, match=r"'darec_lamda' \(did you mean darec_lambda"):
+        Config("DaRecLightGCN", "ml-100k", config_dict={"darec_lamda": 0.1})
+
+
+def test_escape_hatch_lets_user_keys_through():
+    config = Config("LightGCNBackbone", "ml-100k", config_dict={"my_key": 3, "allow_unknown_keys": ["my_key"]})
+    assert config["my_key"] == 3
+    assert Config("LightGCNBackbone", "ml-100k", config_dict={"other": 1, "allow_unknown_keys": True})["other"] == 1
+
+
+def test_new_yaml_keys_are_picked_up(tmp_path, monkeypatch):
+    import recbole_darec.config as config_module
+
+    folder = tmp_path / "dataset_configs"
+    folder.mkdir()
+    (folder / "extra.yaml").write_text("brand_new_key: 1\n", encoding="utf-8")
+    assert "brand_new_key" not in known_keys()
+    monkeypatch.setattr(config_module, "DATASET_CONFIG_DIR", folder)
+    assert "brand_new_key" in known_keys()
+
+
+@pytest.mark.parametrize("overrides, culprit", [
+    ({"epochs": 0}, "epochs=0"),
+    ({"epochs": -1}, "epochs=-1"),
+    ({"darec_k": 9, "darec_sample_size": 8}, "darec_k=9 > darec_sample_size=8"),
+    ({"darec_k": 300, "train_batch_size": 100}, "darec_k=300"),
+])
+def test_impossible_values_are_refused(overrides, culprit):
+    with pytest.raises(UserError, match=culprit.replace("(", r"\(")):
+        Config("DaRecLightGCN", "ml-100k", config_dict=overrides)
+
+
+def test_yaml_syntax_error_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1, 2\n", encoding="utf-8")
+    with pytest.raises(UserError, match=str(bad)):
+        Config("LightGCNBackbone", "ml-100k", config_file_list=[str(bad)])
