@@ -24,8 +24,11 @@ def user_error_types():
     from recbole_darec.tune.runner import SweepError
     from recbole_darec.tune.space import SearchSpaceError
 
-    # FileNotFoundError: a missing dataset, config or checkpoint file (its message names the path).
-    return (UserError, FileNotFoundError, CompareError, SweepError, SearchSpaceError)
+    import yaml
+
+    # FileNotFoundError: a missing dataset, config or checkpoint file (its message names the path); YAMLError: a
+    # YAML file read from an open file (its message names the file and line).
+    return (UserError, FileNotFoundError, yaml.YAMLError, CompareError, SweepError, SearchSpaceError)
 
 
 def pop_debug_flag(argv):

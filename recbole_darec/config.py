@@ -59,7 +59,7 @@ class Config(RecBoleConfig):
         check_config(self)  # unknown keys, epochs < 1, DaRec's K: refused before anything is built or written
 
     def _load_config_files(self, file_list):
-        return load_config_files(self, file_list, super()._load_config_files)
+        return load_config_files(self, file_list)
 
     def _load_variable_config_dict(self, config_dict):
         # RecBole eval()s every string in config_dict; stored data (checkpoints) must never reach that eval.

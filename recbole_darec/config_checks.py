@@ -12,23 +12,26 @@ from recbole_darec.cli_errors import UserError
 from recbole_darec.config_keys import ESCAPE_KEY, did_you_mean, unknown_keys
 
 
-def load_config_files(config, file_list, load_one):
-    """RecBole's file loading, one file at a time so that a missing or broken file is named.
+def load_config_files(config, file_list):
+    """RecBole's file loading (its YAML loader), one file at a time so that a missing or broken file is named.
 
-    ``load_one([path])`` is RecBole's loader for a list of files; returns the merged dict and remembers which
-    file set each key (``config.key_sources``) for the unknown-key message.
+    Returns the merged dict and remembers which file set each key (``config.key_sources``) for the unknown-key
+    message.
     """
     merged, sources = {}, {}
     for path in file_list or []:
         if not Path(path).is_file():
             raise UserError(f"config file {path} does not exist (check --config_files)")
         try:
-            loaded = load_one([path])
+            with open(path, encoding="utf-8") as fh:
+                loaded = yaml.load(fh.read(), Loader=config.yaml_loader)
         except yaml.YAMLError as err:
             where = getattr(err, "problem_mark", None)
             line = f" line {where.line + 1}" if where is not None else ""
             problem = getattr(err, "problem", None) or str(err).splitlines()[0]
             raise UserError(f"config file {path}{line}: not valid YAML ({problem}); fix the file") from None
+        if loaded is None:
+            continue  # an empty file sets nothing, as in RecBole
         if not isinstance(loaded, dict):
             raise UserError(f"config file {path}: expected 'key: value' lines, got {type(loaded).__name__}")
         merged.update(loaded)

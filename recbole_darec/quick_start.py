@@ -18,6 +18,7 @@ from recbole_darec.config import Config
 from recbole_darec.data.atomic_check import check_atomic_headers, load_dataset
 from recbole_darec.data.protocol import data_preparation
 from recbole_darec.dataset_lock import folder_lock
+from recbole_darec.failed_run import discard_outputs_on_user_error
 from recbole_darec.trainer import get_plugin_trainer
 
 
@@ -64,9 +65,11 @@ def build(config):
     return dataset, (train_data, valid_data, test_data), model, trainer
 
 
-def _train_and_test(config, saved, epoch_callback=None, verbose=True):
+def _train_and_test(config, saved, epoch_callback=None, verbose=True, run=None):
     logger = getLogger()
     dataset, (train_data, valid_data, test_data), model, trainer = build(config)
+    if run is not None:
+        run.trainer = trainer
     if verbose:
         logger.info(dataset)
         logger.info(model)
@@ -107,12 +110,13 @@ def run_recbole_darec(model=None, dataset=None, config_file_list=None, config_di
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     preflight(config)  # user mistakes end here, before the log file and the checkpoint folder are created
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    logger = getLogger()
-    logger.info(sys.argv)
-    logger.info(config)
-    trainer, result = _train_and_test(config, saved, epoch_callback)
+    with discard_outputs_on_user_error(config) as run:  # the rest (bad data files, ...) leaves nothing either
+        init_seed(config["seed"], config["reproducibility"])
+        init_logger(config)
+        logger = getLogger()
+        logger.info(sys.argv)
+        logger.info(config)
+        trainer, result = _train_and_test(config, saved, epoch_callback, run=run)
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {result['best_valid_result']}")
     logger.info(set_color("test result", "yellow") + f": {result['test_result']}")

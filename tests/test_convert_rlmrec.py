@@ -127,6 +127,17 @@ def test_wrong_embedding_row_count_is_refused(tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_user_and_item_embedding_widths_must_agree(tmp_path, capsys):
+    src = _make_src(tmp_path / "src", usr_emb_np=np.zeros((6, 16), np.float32), itm_emb_np=np.zeros((5, 8), np.float32))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        conv.main([str(src), "toy", "--out-dir", str(out)])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert "usr_emb_np.pkl has 16 columns" in err and "itm_emb_np.pkl has 8" in err
+    assert not out.exists() or not any(out.iterdir())
+
+
 @pytest.mark.parametrize("case, pattern", [
     ("nan", r"itm_emb_np\.pkl: row 3 "), ("1d", r"usr_emb_np\.pkl: expected a 2-D"),
     ("value", r"val_mat\.pkl: values must all be exactly 1"), ("shape", r"tst_mat\.pkl: shape"),

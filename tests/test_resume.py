@@ -10,7 +10,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-RUN = [sys.executable, str(REPO / "run_recbole_darec.py"), "--dataset=ml-100k", "--epochs=6", "--eval_step=1",
+RUN = [sys.executable, str(REPO / "run_recbole_darec.py"), "--dataset=ml-100k", "--eval_step=1",
        "--embedding_size=16", "--train_batch_size=4096", "--eval_batch_size=409600", "--stopping_step=10"]
 KILL_AT = "epoch 3 training"  # epoch 3 trained, not yet evaluated: the last finished epoch is 2
 
@@ -59,12 +59,12 @@ def _last(folder):
 
 @pytest.mark.parametrize("model", ["LightGCNBackbone"])
 def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path, model):
-    reference = _run(tmp_path / "straight", f"--model={model}")
-    _killed_run(tmp_path / "killed", f"--model={model}")
+    reference = _run(tmp_path / "straight", f"--model={model}", "--epochs=6")
+    _killed_run(tmp_path / "killed", f"--model={model}", "--epochs=6")
     interrupted = _last(tmp_path / "killed")
     assert interrupted["epoch"] == 2 and not interrupted["finished"]
     (best,) = [p for p in (tmp_path / "killed" / "saved").glob("*.pth") if not p.name.endswith(".last.pth")]
-    resumed = _run(tmp_path / "killed", f"--model={model}", f"--resume_from={best}")
+    resumed = _run(tmp_path / "killed", f"--model={model}", "--epochs=6", f"--resume_from={best}")
     assert "resuming from epoch 3" in resumed
 
     # Two fresh CPU runs already differ in the last bits (multi-threaded reductions): losses agree to 1e-6
@@ -85,7 +85,7 @@ def test_checkpoint_of_another_seed_or_dataset_is_refused(tmp_path):
     _run(tmp_path / "a", "--model=LightGCNBackbone", "--epochs=1")
     (best,) = [p for p in (tmp_path / "a" / "saved").glob("*.pth") if not p.name.endswith(".last.pth")]
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    out = subprocess.run(RUN + ["--model=LightGCNBackbone", f"--resume_from={best}", "--seed=7"],
+    out = subprocess.run(RUN + ["--model=LightGCNBackbone", "--epochs=1", f"--resume_from={best}", "--seed=7"],
                          cwd=tmp_path / "a", env=_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     (line,) = out.stderr.strip().splitlines()

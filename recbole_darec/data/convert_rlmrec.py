@@ -141,6 +141,10 @@ def convert_rlmrec(src_dir, dataset_name, out_dir="dataset", force=False, verbos
     sides = {"user": shape[0], "item": shape[1]}
     embs = {suffix: (_load_embedding(src / fname, shape[axis], ("user", "item")[axis]), id_f, emb_f)
             for suffix, fname, id_f, emb_f, axis in EMBEDDINGS if (src / fname).is_file()}
+    if len({emb.shape[1] for emb, _, _ in embs.values()}) > 1:  # one LLM space: both sides need the same width
+        (_, user_file, *_), (_, item_file, *_) = EMBEDDINGS
+        raise ValueError(f"{src / user_file} has {embs['useremb'][0].shape[1]} columns but {src / item_file} has "
+                         f"{embs['itememb'][0].shape[1]}: both must come from the same LLM encoder")
     profs = {suffix: _load_profiles(src / fname, shape[axis], ("user", "item")[axis])
              for suffix, fname, axis in PROFILES if (src / fname).is_file()}
 

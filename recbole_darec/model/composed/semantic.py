@@ -44,7 +44,14 @@ class SemanticMixin:
     @classmethod
     def prepare_data(cls, config):
         """Build (or check) the dataset's semantic embedding files and tell RecBole to load them."""
-        ensure_semantic_embeddings(config)
+        from recbole_darec.cli_errors import UserError
+
+        try:
+            ensure_semantic_embeddings(config)
+        except ValueError as err:  # invalid input files, named in the message (a missing one: FileNotFoundError)
+            if isinstance(err, UserError):
+                raise
+            raise UserError(str(err)) from err
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
