@@ -207,7 +207,7 @@ def test_lightgcl_eval_is_deterministic(build, batch):
 def test_sgl_edge_dropout_view_counts(build):
     model = build("SGLBackbone", sgl_view_type="ED", drop_ratio=0.2)
     view = model.make_view()
-    assert view._nnz() == 2 * int(model.inter_users.numel() * 0.8)
+    assert view.nnz() == 2 * int(model.inter_users.numel() * 0.8)
     rw = build("SGLBackbone", sgl_view_type="RW", drop_ratio=0.2).make_view()
     assert isinstance(rw, list) and len(rw) == model.n_layers
     assert not torch.equal(dense(rw[0]), dense(rw[1]))

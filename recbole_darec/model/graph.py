@@ -8,8 +8,11 @@ Two edge-dropout conventions exist in the literature and both are here:
 * ``drop_edges`` + ``sym_norm_adj`` (SGL, Wu et al. 2021): keep exactly ``round(keep * n_edges)`` interactions
   (both directions of an edge together) and re-normalise the graph with the new degrees.
 * ``sparse_dropout`` (RLMRec, Ren et al. 2024, and LightGCL, Cai et al. 2023): drop entries of the already
-  normalised adjacency independently and scale survivors by ``1 / keep`` (inverted dropout, no re-normalisation).
+  normalised adjacency independently, no re-normalisation; survivors are scaled by ``1 / keep`` (inverted dropout,
+  LightGCL's code) or left as they are (``rescale=False``: RLMRec's published code, whose division is commented out).
 """
+import warnings
+
 import torch
 
 DEGREE_EPS = 1e-7  # RecBole's LightGCN/SGL add this to every degree before the inverse square root
@@ -87,25 +90,69 @@ def drop_nodes(users, items, n_users, n_items, drop_ratio, generator=None):
     return users[alive], items[alive], user_keep, item_keep
 
 
-def sparse_dropout(adj, keep_prob, generator=None):
+def sparse_dropout(adj, keep_prob, generator=None, rescale=True):
     """RLMRec/LightGCL edge dropout on a normalised coalesced COO matrix: keep each entry with ``keep_prob``
-    independently and divide survivors by ``keep_prob`` (inverted dropout). ``keep_prob == 1`` returns ``adj``."""
+    independently and divide survivors by ``keep_prob`` (inverted dropout) unless ``rescale`` is False.
+    ``keep_prob == 1`` returns ``adj``."""
     if not 0.0 < keep_prob <= 1.0:
         raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
     if keep_prob == 1.0:
         return adj
     values = adj.values()
     mask = torch.rand(values.shape, generator=generator, device=values.device) < keep_prob
-    return torch.sparse_coo_tensor(
-        adj.indices()[:, mask], values[mask] / keep_prob, adj.shape, is_coalesced=True, check_invariants=False
-    )
+    kept = values[mask] / keep_prob if rescale else values[mask]
+    return torch.sparse_coo_tensor(adj.indices()[:, mask], kept, adj.shape, is_coalesced=True, check_invariants=False)
+
+
+class SymmetricAdjacency:
+    """A symmetric sparse adjacency kept in CSR and multiplied through :class:`_SymmetricMatmul`.
+
+    Because ``A^T = A``, the backward of ``A @ X`` is ``A @ grad`` with the same matrix: nothing is transposed or
+    re-coalesced per step, which makes a 3-layer propagation with its backward ~4-5x faster than COO
+    ``torch.sparse.mm`` on one CPU thread. Only for matrices that are symmetric by construction
+    (:func:`sym_norm_adj`); the result equals the COO product up to float summation order.
+    """
+
+    def __init__(self, adj):
+        with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product used here is stable
+            warnings.simplefilter("ignore", UserWarning)
+            self.csr = adj.to_sparse_csr()
+
+    @property
+    def shape(self):
+        return self.csr.shape
+
+    def nnz(self):
+        return self.csr._nnz()
+
+    def to_dense(self):
+        return self.csr.to_dense()
+
+    def matmul(self, dense):
+        return _SymmetricMatmul.apply(dense, self.csr)
+
+
+class _SymmetricMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, dense, csr):
+        ctx.csr = csr
+        return csr @ dense
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.csr @ grad, None
+
+
+def _spmm(adj, dense):
+    return adj.matmul(dense) if isinstance(adj, SymmetricAdjacency) else torch.sparse.mm(adj, dense)
 
 
 def propagate(adj, ego, n_layers, combine="mean", return_layers=False):
     """LightGCN propagation ``E^(l) = adj @ E^(l-1)`` and the combination of layers ``0..n_layers``.
 
     Args:
-        adj: sparse (N x N) tensor, or a list of ``n_layers`` of them (one graph per layer, SGL's RW view).
+        adj: sparse (N x N) tensor or :class:`SymmetricAdjacency`, or a list of ``n_layers`` of them (one graph
+            per layer, SGL's RW view).
         ego: dense (N x d) layer-0 embeddings.
         n_layers: number of propagation steps.
         combine: ``"mean"`` (RecBole's LightGCN/SGL) or ``"sum"`` (RLMRec, LightGCL).
@@ -118,7 +165,7 @@ def propagate(adj, ego, n_layers, combine="mean", return_layers=False):
         raise ValueError(f"got {len(graphs)} per-layer graphs for n_layers={n_layers}")
     layers = [ego]
     for graph in graphs:
-        layers.append(torch.sparse.mm(graph, layers[-1]))
+        layers.append(_spmm(graph, layers[-1]))
     combined = torch.stack(layers, dim=0).sum(dim=0)
     if combine == "mean":
         combined = combined / len(layers)

@@ -74,13 +74,18 @@ class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
     Config keys (defaults in ``defaults``, mirrored by ``properties/model/<Model>.yaml``):
         embedding_size (int): dimension d of the user/item embeddings.
         n_layers (int): number of propagation layers.
-        reg_weight (float): weight of RecBole's ``EmbLoss`` on the batch's layer-0 embeddings.
+        reg_weight (float): weight of the regulariser chosen by ``reg_convention``.
         require_pow (bool): ``EmbLoss`` squares the norms when True (RecBole's switch).
+        reg_convention (str): ``emb_loss`` (RecBole: ``EmbLoss`` of the batch's layer-0 rows, divided by the
+            batch size) or ``all_params`` (RLMRec's and LightGCL's code: squared L2 norm of every trainable
+            parameter -- both tables and any head's layers -- not divided by the batch size). The same
+            ``reg_weight`` is orders of magnitude stronger under ``all_params``.
     """
 
     input_type = InputType.PAIRWISE
     loss_names = ("bpr", "reg")
-    defaults = {"embedding_size": 64, "n_layers": 2, "reg_weight": 1e-5, "require_pow": False}
+    defaults = {"embedding_size": 64, "n_layers": 2, "reg_weight": 1e-5, "require_pow": False,
+                "reg_convention": "emb_loss"}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -89,6 +94,9 @@ class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
         self.n_layers = int(self.param(config, "n_layers"))
         self.reg_weight = float(self.param(config, "reg_weight"))
         self.require_pow = bool(self.param(config, "require_pow"))
+        self.reg_convention = self.param(config, "reg_convention")
+        if self.reg_convention not in ("emb_loss", "all_params"):
+            raise ValueError(f"reg_convention must be 'emb_loss' or 'all_params', got {self.reg_convention!r}")
         if self.embedding_size < 1 or self.n_layers < 0 or self.reg_weight < 0:
             raise ValueError(
                 f"need embedding_size >= 1, n_layers >= 0, reg_weight >= 0; got {self.embedding_size}, "
@@ -139,19 +147,21 @@ class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
 
     # ------------------------------------------------------------------ training
     def backbone_loss(self, interaction, user_all, item_all):
-        """BPR on the propagated embeddings plus ``reg_weight`` x EmbLoss on the batch's layer-0 rows."""
+        """BPR on the propagated embeddings plus ``reg_weight`` x the ``reg_convention`` regulariser."""
         user = interaction[self.USER_ID]
         pos_item = interaction[self.ITEM_ID]
         neg_item = interaction[self.NEG_ITEM_ID]
         u = user_all[user]
         pos_scores = (u * item_all[pos_item]).sum(dim=1)
         neg_scores = (u * item_all[neg_item]).sum(dim=1)
-        reg = self.emb_loss(
-            self.user_embedding(user), self.item_embedding(pos_item), self.item_embedding(neg_item),
-            require_pow=self.require_pow,
-        )
-        # EmbLoss returns shape (1,); scalars keep every term the same shape for the trainer's logging
-        return self.bpr_loss(pos_scores, neg_scores), self.reg_weight * reg.reshape(())
+        if self.reg_convention == "all_params":
+            reg = sum(p.pow(2).sum() for p in self.parameters() if p.requires_grad)
+        else:
+            reg = self.emb_loss(
+                self.user_embedding(user), self.item_embedding(pos_item), self.item_embedding(neg_item),
+                require_pow=self.require_pow,
+            ).reshape(())  # EmbLoss returns shape (1,); scalars keep every term the same shape for the logging
+        return self.bpr_loss(pos_scores, neg_scores), self.reg_weight * reg
 
     def calculate_loss(self, interaction):
         self.clear_cache()

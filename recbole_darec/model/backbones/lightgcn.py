@@ -6,8 +6,10 @@ Reference:
 
 ``layer_combine: mean`` with ``edge_keep_prob: 1.0`` (the defaults) propagates exactly like RecBole's ``LightGCN``;
 ``layer_combine: sum`` with ``edge_keep_prob: 0.8`` is RLMRec's LightGCN (Ren et al., WWW 2024), which drops
-entries of the normalised adjacency at every training step and rescales the survivors (``edge_drop_mode:
-rescale``). ``edge_drop_mode: renorm`` instead drops interactions and re-normalises the graph (SGL's convention).
+entries of the normalised adjacency at every training step. ``edge_drop_mode: rescale`` divides the survivors by
+the keep probability (inverted dropout, as LightGCL's code); ``drop`` leaves them as they are, as RLMRec's published
+code does (its division is commented out), so training propagates through a ~keep^l smaller graph than evaluation;
+``renorm`` drops interactions and re-normalises the graph (SGL's convention).
 """
 from recbole_darec.model import graph
 from recbole_darec.model.backbones.base import GraphBackbone
@@ -19,8 +21,8 @@ class LightGCNBackbone(GraphBackbone):
     Config keys (besides :class:`GraphBackbone`'s):
         layer_combine (str): ``mean`` (RecBole, default) or ``sum`` (RLMRec) over layers 0..n_layers.
         edge_keep_prob (float): probability of keeping an edge during training, in (0, 1]; 1.0 = no dropout.
-        edge_drop_mode (str): ``rescale`` (RLMRec: drop normalised entries, divide by keep prob) or
-            ``renorm`` (SGL: drop interactions, recompute the degrees).
+        edge_drop_mode (str): ``rescale`` (drop normalised entries, divide by keep prob), ``drop`` (RLMRec's
+            code: drop normalised entries, no rescaling) or ``renorm`` (SGL: drop interactions, recompute degrees).
     """
 
     defaults = {"n_layers": 2, "layer_combine": "mean", "edge_keep_prob": 1.0, "edge_drop_mode": "rescale"}
@@ -35,15 +37,15 @@ class LightGCNBackbone(GraphBackbone):
             raise ValueError(f"layer_combine must be 'mean' or 'sum', got {self.layer_combine!r}")
         if not 0.0 < self.edge_keep_prob <= 1.0:
             raise ValueError(f"edge_keep_prob must be in (0, 1], got {self.edge_keep_prob}")
-        if self.edge_drop_mode not in ("rescale", "renorm"):
-            raise ValueError(f"edge_drop_mode must be 'rescale' or 'renorm', got {self.edge_drop_mode!r}")
+        if self.edge_drop_mode not in ("rescale", "drop", "renorm"):
+            raise ValueError(f"edge_drop_mode must be 'rescale', 'drop' or 'renorm', got {self.edge_drop_mode!r}")
 
     def train_graph(self):
         """The adjacency for this step: a fresh edge-dropped one in training, the full one otherwise."""
         if not self.training or self.edge_keep_prob == 1.0:
             return self.norm_adj
-        if self.edge_drop_mode == "rescale":
-            return graph.sparse_dropout(self.norm_adj, self.edge_keep_prob)
+        if self.edge_drop_mode in ("rescale", "drop"):
+            return graph.sparse_dropout(self.norm_adj, self.edge_keep_prob, rescale=self.edge_drop_mode == "rescale")
         users, items = graph.drop_edges(self.inter_users, self.inter_items, self.edge_keep_prob)
         return graph.sym_norm_adj(users, items, self.n_users, self.n_items)
 

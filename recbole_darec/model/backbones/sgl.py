@@ -5,29 +5,64 @@ Reference:
 
 Views (``sgl_view_type``): ``ED`` edge dropout, ``ND`` node dropout (all edges of a random ``drop_ratio`` of users
 and of items removed), ``RW`` random walk (a fresh edge dropout per layer). Each view graph is re-normalised with
-its own degrees. As in the paper and RecBole, the two views are drawn once per epoch: ``train()`` (which RecBole's
-trainer calls at the start of each epoch) discards them and the first training step of the epoch draws new ones,
-so evaluation never pays for them. The BPR and SSL terms are both batch means (RecBole's SGL uses sums); the ratio
-between them is unchanged, ``reg_weight`` is relatively ``batch_size`` times stronger than in RecBole's SGL.
+its own degrees. As in the paper and RecBole, the two views are drawn once per epoch, with torch ops on the
+interaction list: ``train()`` (which RecBole's trainer calls at the start of each epoch) discards them and the
+first training step of the epoch draws new ones, so evaluation never pays for them. Every graph is kept as a
+:class:`~recbole_darec.model.graph.SymmetricAdjacency` (CSR, transpose-free backward).
+
+Why ``layer_combine`` matters: the SSL term compares cosine similarities, so its gradient into the embeddings
+does not grow with their scale, while BPR's does. Averaging the L+1 layers (``mean``, RecBole and the original SGL)
+makes the propagated embeddings L+1 times smaller than summing them (``sum``, RLMRec): BPR's gradient shrinks
+(L+1)^2-fold against the SSL term's. With RLMRec's yelp settings (L 3, SSL weight 1e-3, tau 0.1, d 32) the weighted
+SSL gradient on the embedding tables is 3.6x BPR's at initialisation under ``mean`` and 0.23x under ``sum``; under
+``mean`` BPR stayed at ln 2 for 3 epochs (RecBole's SGL too), under ``sum`` it falls like LightGCN's.
+
+Loss scale: BPR and SSL are batch means (RecBole's SGL sums both: same ratio, so ``ssl_weight`` means the same);
+``reg_weight`` is then relatively ``batch_size`` times stronger than in RecBole's SGL.
 """
 import torch
+import torch.nn.functional as F
 
 from recbole_darec.model import graph
-from recbole_darec.model.backbones.base import GraphBackbone, all_node_info_nce
+from recbole_darec.model.backbones.base import GraphBackbone
+
+
+def view_info_nce(view1, view2, index, tau, negatives="all"):
+    """InfoNCE between two views of the same nodes, mean over the anchors ``view1[index]`` (duplicates count).
+
+    The positive of an anchor is the same node in ``view2``. ``negatives="all"``: every node of ``view2`` is a
+    candidate (RecBole, RLMRec and the original SGL); ``"batch"``: only the distinct nodes of ``index`` are
+    (in-batch negatives, as SELFRec's SGL), which costs ``|unique(index)|`` instead of ``N`` logits per anchor.
+    Cosine similarity over ``tau``; written as a cross-entropy, whose fused log-softmax is faster than an explicit
+    logsumexp.
+    """
+    anchors = F.normalize(view1[index], dim=1) / tau
+    if negatives == "all":
+        candidates, targets = view2, index
+    elif negatives == "batch":
+        nodes, targets = torch.unique(index, return_inverse=True)
+        candidates = view2[nodes]
+    else:
+        raise ValueError(f"negatives must be 'all' or 'batch', got {negatives!r}")
+    return F.cross_entropy(anchors @ F.normalize(candidates, dim=1).t(), targets)
 
 
 class SGLBackbone(GraphBackbone):
-    """SGL with loss terms ``('bpr', 'reg', 'ssl')``; scores with the full graph's mean-combined embeddings.
+    """SGL with loss terms ``('bpr', 'reg', 'ssl')``; scores with the full graph's combined embeddings.
 
     Config keys (besides :class:`GraphBackbone`'s):
         sgl_view_type (str): ``ED``, ``ND`` or ``RW`` (not ``type``: that name is RecBole's ModelType attribute).
         drop_ratio (float): fraction of edges (ED/RW) or nodes (ND) dropped in each view, in [0, 1).
         ssl_tau (float): InfoNCE temperature, > 0.
         ssl_weight (float): weight of the SSL term, >= 0.
+        layer_combine (str): ``mean`` (RecBole, original SGL) or ``sum`` (RLMRec) over layers 0..n_layers, for
+            the scoring embeddings and both views.
+        ssl_negatives (str): ``all`` (every user / item, the reference) or ``batch`` (the batch's distinct nodes).
     """
 
     loss_names = ("bpr", "reg", "ssl")
-    defaults = {"n_layers": 3, "sgl_view_type": "ED", "drop_ratio": 0.1, "ssl_tau": 0.5, "ssl_weight": 0.05}
+    defaults = {"n_layers": 3, "sgl_view_type": "ED", "drop_ratio": 0.1, "ssl_tau": 0.5, "ssl_weight": 0.05,
+                "layer_combine": "mean", "ssl_negatives": "all"}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -36,29 +71,38 @@ class SGLBackbone(GraphBackbone):
         self.drop_ratio = float(self.param(config, "drop_ratio"))
         self.ssl_tau = float(self.param(config, "ssl_tau"))
         self.ssl_weight = float(self.param(config, "ssl_weight"))
+        self.layer_combine = self.param(config, "layer_combine")
+        self.ssl_negatives = self.param(config, "ssl_negatives")
         if self.view_type not in ("ED", "ND", "RW"):
             raise ValueError(f"sgl_view_type must be 'ED', 'ND' or 'RW', got {self.view_type!r}")
         if not 0.0 <= self.drop_ratio < 1.0:
             raise ValueError(f"drop_ratio must be in [0, 1), got {self.drop_ratio}")
         if self.ssl_tau <= 0 or self.ssl_weight < 0:
             raise ValueError(f"need ssl_tau > 0 and ssl_weight >= 0, got {self.ssl_tau}, {self.ssl_weight}")
+        if self.layer_combine not in ("mean", "sum"):
+            raise ValueError(f"layer_combine must be 'mean' or 'sum', got {self.layer_combine!r}")
+        if self.ssl_negatives not in ("all", "batch"):
+            raise ValueError(f"ssl_negatives must be 'all' or 'batch', got {self.ssl_negatives!r}")
+        # graph for scoring and BPR, in the fast symmetric form
+        self.full_graph = graph.SymmetricAdjacency(self.norm_adj)
         # caches: the two augmented views of the current epoch (drawn lazily)
         self.views = None
 
     def propagate_from(self, ego):
-        return graph.propagate(self.norm_adj, ego, self.n_layers, "mean")
+        return graph.propagate(self.full_graph, ego, self.n_layers, self.layer_combine)
 
     def make_view(self):
-        """One augmented graph: a sparse adjacency (ED/ND) or a list of ``n_layers`` of them (RW)."""
+        """One augmented graph: a :class:`SymmetricAdjacency` (ED/ND) or a list of ``n_layers`` of them (RW)."""
         if self.view_type == "ND":
             users, items, _, _ = graph.drop_nodes(
                 self.inter_users, self.inter_items, self.n_users, self.n_items, self.drop_ratio
             )
-            return graph.sym_norm_adj(users, items, self.n_users, self.n_items)
+            return graph.SymmetricAdjacency(graph.sym_norm_adj(users, items, self.n_users, self.n_items))
         n_graphs = self.n_layers if self.view_type == "RW" else 1
         graphs = [
-            graph.sym_norm_adj(*graph.drop_edges(self.inter_users, self.inter_items, 1.0 - self.drop_ratio),
-                               self.n_users, self.n_items)
+            graph.SymmetricAdjacency(graph.sym_norm_adj(
+                *graph.drop_edges(self.inter_users, self.inter_items, 1.0 - self.drop_ratio),
+                self.n_users, self.n_items))
             for _ in range(n_graphs)
         ]
         return graphs if self.view_type == "RW" else graphs[0]
@@ -68,21 +112,25 @@ class SGLBackbone(GraphBackbone):
             self.views = None  # new epoch: draw new views at the first training step
         return super().train(mode)
 
-    def ssl_loss(self, interaction, ego=None):
-        """SSL InfoNCE between the two views for the batch's users and positive items."""
+    def view_embeddings(self, ego=None):
+        """``((user1, item1), (user2, item2))``: the two views' propagated embeddings; draws the views if needed."""
         if self.views is None:
             self.views = (self.make_view(), self.make_view())
         ego = self.get_ego_embeddings() if ego is None else ego
-        view1, view2 = (graph.propagate(v, ego, self.n_layers, "mean") for v in self.views)
-        user1, item1 = torch.split(view1, [self.n_users, self.n_items])
-        user2, item2 = torch.split(view2, [self.n_users, self.n_items])
+        return tuple(torch.split(graph.propagate(v, ego, self.n_layers, self.layer_combine),
+                                 [self.n_users, self.n_items]) for v in self.views)
+
+    def ssl_loss(self, interaction, ego=None):
+        """SSL InfoNCE between the two views for the batch's users and positive items."""
+        (user1, item1), (user2, item2) = self.view_embeddings(ego)
         # the batch as it is, duplicates included (RecBole's SGL): de-duplicating down-weights frequent nodes
         # and made BPR learn markedly slower on ml-100k in our check
         users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
-        return all_node_info_nce(user1, user2, users, self.ssl_tau) + all_node_info_nce(
-            item1, item2, items, self.ssl_tau
-        )
+        return (view_info_nce(user1, user2, users, self.ssl_tau, self.ssl_negatives)
+                + view_info_nce(item1, item2, items, self.ssl_tau, self.ssl_negatives))
 
     def backbone_loss(self, interaction, user_all, item_all):
         bpr, reg = super().backbone_loss(interaction, user_all, item_all)
+        if self.ssl_weight == 0:
+            return bpr, reg, bpr.new_zeros(())
         return bpr, reg, self.ssl_weight * self.ssl_loss(interaction)
