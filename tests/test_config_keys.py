@@ -73,3 +73,20 @@ def test_yaml_syntax_error_names_the_file(tmp_path):
     bad.write_text("epochs: [1, 2\n", encoding="utf-8")
     with pytest.raises(UserError, match=str(bad)):
         Config("LightGCNBackbone", "ml-100k", config_file_list=[str(bad)])
+
+
+def test_batch_with_fewer_nodes_than_k_warns_once_with_the_numbers(caplog):
+    import logging
+
+    import torch
+
+    from recbole_darec.model.alignment import DaRecHead
+
+    head = DaRecHead(d_cf=8, d_llm=8, n_clusters=4, sample_size=16)
+    head.train()
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            out = head(torch.randn(3, 8, requires_grad=True), torch.randn(3, 8))
+    assert float(out["darec_local"]) == 0.0
+    warnings = [r.getMessage() for r in caplog.records if "local alignment skipped" in r.getMessage()]
+    assert len(warnings) == 1 and "K=4" in warnings[0] and "3 rows" in warnings[0]

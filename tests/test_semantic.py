@@ -19,6 +19,7 @@ from recbole_darec import Config
 from recbole_darec.config import DATASET_DIR
 from recbole_darec.semantic import (TextEncoder, default_encoder_path, ensure_semantic_embeddings,
                                     generate_profile_texts, register_semantic_buffers)
+from recbole_darec.cli_errors import run_cli
 from recbole_darec.semantic.__main__ import main as cli_main
 from recbole_darec.semantic.files import read_embedding_file, write_embedding_file
 from recbole_darec.semantic.profiles import DEFAULTS, PRESETS, item_texts, read_atomic
@@ -307,8 +308,8 @@ def test_dataset_without_any_source_says_what_to_provide(toy, capsys):
     for needle in ("toy.useremb", "toy.itememb", "uid:token<TAB>user_emb:float_seq", "toy.userprofile.jsonl",
                    "python -m recbole_darec.data.convert_rlmrec SRC toy"):
         assert needle in msg
-    assert cli_main([f"--dataset=toy", f"--data_path={toy.parent}", "--benchmark_filename=['train','valid','test']",
-                     "--load_col=None"]) == 1
+    assert run_cli(cli_main, "semantic", [f"--dataset=toy", f"--data_path={toy.parent}",
+                                          "--benchmark_filename=['train','valid','test']", "--load_col=None"]) == 2
     assert "convert_rlmrec" in capsys.readouterr().err
     assert sorted(p.name for p in toy.iterdir()) == ["toy.test.inter", "toy.train.inter", "toy.valid.inter"]
 

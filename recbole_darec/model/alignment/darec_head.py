@@ -25,6 +25,7 @@ row's scale, so its gradient grows like 1/||e||). Switches, with the literal var
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Dict, Optional, Tuple, Union
 
@@ -183,6 +184,7 @@ class DaRecHead(nn.Module):
         self._step = 0
         self.last_local: Optional[LocalAlignment] = None
         self._warm_centres: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+        self._warned_few_points = False  # one warning per run when a batch cannot supply K distinct nodes
 
     # --- state -------------------------------------------------------------------------------------------
     def get_extra_state(self):
@@ -306,7 +308,12 @@ class DaRecHead(nn.Module):
                 res = local_structure_loss(c_local, l_sh, self.n_clusters, mode=self.local_mode,
                                            tau=self.local_tau, iters=self.kmeans_iters, generator=generator,
                                            init=self._warm_centres if warm else "kmeans++")
-            except TooFewPointsError:  # tiny/duplicate batch: skip the term this step
+            except TooFewPointsError as err:  # tiny/duplicate batch: skip the term this step, say so once
+                if not self._warned_few_points:
+                    self._warned_few_points = True
+                    logging.getLogger().warning(
+                        f"DaRec: local alignment skipped on a batch whose Ω has {c_local.shape[0]} rows ({err}); "
+                        f"it is 0 on every such batch: lower darec_k (K={self.n_clusters}) or raise the batch size")
                 return
             out["darec_local"] = coef["darec_local"] * res.loss
             self.last_local = res._replace(loss=res.loss.detach())
