@@ -6,7 +6,6 @@ the command with ONE line on stderr (``<prog>: error: <what, which file/key/valu
 shows the full traceback instead. Anything else (a bug) keeps its traceback.
 """
 import os
-import signal
 import sys
 
 DEBUG_FLAG = "--debug"
@@ -52,20 +51,14 @@ def one_line(err):
     return " ".join(lines) or type(err).__name__
 
 
-def _terminate_as_exit(signum, frame):
-    raise SystemExit(128 + signum)  # run `finally` blocks (lock release) instead of dying mid-write
-
-
 def run_cli(main, prog, argv=None):
     """Run ``main(argv)`` (argv without ``--debug``); user errors become one line and exit status 2.
 
     Returns the exit status for ``sys.exit``.
     """
     argv, debug = pop_debug_flag(sys.argv[1:] if argv is None else list(argv))
-    # RecBole's Config reads sys.argv itself: it must not see --debug either.
-    sys.argv = sys.argv[:1] + argv
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _terminate_as_exit)
+    saved_argv = sys.argv
+    sys.argv = sys.argv[:1] + argv  # RecBole's Config reads sys.argv itself: it must not see --debug either
     try:
         status = main(argv)
     except user_error_types() as err:
@@ -73,4 +66,6 @@ def run_cli(main, prog, argv=None):
             raise
         print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        sys.argv = saved_argv
     return 0 if status is None else status
