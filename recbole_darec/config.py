@@ -13,6 +13,7 @@ import recbole
 from recbole.config import Config as RecBoleConfig
 
 from recbole_darec.data.sources import DATASET_DIR, locate
+from recbole_darec.cli_errors import UserError
 from recbole_darec.config_checks import check_config, load_config_files
 from recbole_darec.model import get_model
 
@@ -55,7 +56,13 @@ class Config(RecBoleConfig):
     """RecBole ``Config`` with plugin model lookup (RecBole's zoo as fallback) and plugin YAML defaults."""
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
-        super().__init__(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+        try:
+            super().__init__(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+        except UserError:
+            raise
+        except (ValueError, TypeError, NotImplementedError, SyntaxError) as err:
+            # RecBole's own checks of values (topk, metrics, eval_args, a command-line key given twice) name them
+            raise UserError(f"invalid configuration: {err}") from err
         check_config(self)  # unknown keys, epochs < 1, DaRec's K: refused before anything is built or written
 
     def _load_config_files(self, file_list):

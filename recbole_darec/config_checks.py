@@ -52,6 +52,7 @@ def check_config(config):
     """Every refusal below, in the order a user would want to fix them."""
     check_unknown_keys(config)
     check_epochs(config)
+    check_valid_metric(config)
     check_darec_k(config)
 
 
@@ -79,6 +80,18 @@ def check_epochs(config):
     """``epochs < 1`` would save an untrained model and report its test metrics."""
     if _int_value(config, "epochs") < 1:
         raise UserError(f"epochs={config['epochs']} ({_source(config, 'epochs')}): must be >= 1")
+
+
+def check_valid_metric(config):
+    """RecBole looks ``valid_metric`` up only after the first training epoch (a KeyError there)."""
+    metric = str(config["valid_metric"])
+    name, at, k = metric.lower().partition("@")
+    metrics = [str(m).lower() for m in config["metrics"]]
+    topk = [int(t) for t in config["topk"] or []]
+    if name not in metrics or (at and (not k.isdigit() or int(k) not in topk)):
+        choices = [f"{m}@{t}" for m in metrics for t in topk] if topk else metrics
+        raise UserError(f"valid_metric={metric} ({_source(config, 'valid_metric')}) is not among the evaluated "
+                        f"metrics: use one of {', '.join(choices)} (or add it to metrics/topk)")
 
 
 def check_darec_k(config):
