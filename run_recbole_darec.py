@@ -3,6 +3,8 @@
     python run_recbole_darec.py --model=DaRecLightGCN --dataset=ml-100k [--config_files="a.yaml b.yaml"] [--key=value ...]
 
 Any ``--key=value`` is a config override (RecBole's command-line convention), e.g. ``--epochs=20 --learning_rate=0.002``.
+Published settings for the RLMRec splits (yelp, amazon-book), per model:
+``--config_files=configs/rlmrec/<Model>-<dataset>.yaml`` (README, "Published hyperparameters").
 A mistake in the input (unknown key, bad value, missing or broken file) ends with one line naming it and exit
 status 2; ``--debug`` (or ``RECBOLE_DAREC_DEBUG=1``) shows the traceback instead.
 """
