@@ -33,18 +33,20 @@ def view_info_nce(view1, view2, index, tau, negatives="all"):
     The positive of an anchor is the same node in ``view2``. ``negatives="all"``: every node of ``view2`` is a
     candidate (RecBole, RLMRec and the original SGL); ``"batch"``: only the distinct nodes of ``index`` are
     (in-batch negatives, as SELFRec's SGL), which costs ``|unique(index)|`` instead of ``N`` logits per anchor.
-    Cosine similarity over ``tau``; written as a cross-entropy, whose fused log-softmax is faster than an explicit
-    logsumexp.
+    Cosine similarity over ``tau``. A node repeated in ``index`` is scored once and its loss weighted by its count
+    (the same value as scoring every repeat, fewer rows), as a cross-entropy, whose fused log-softmax is faster
+    than an explicit logsumexp.
     """
-    anchors = F.normalize(view1[index], dim=1) / tau
+    nodes, counts = torch.unique(index, return_counts=True)
+    anchors = F.normalize(view1[nodes], dim=1) / tau
     if negatives == "all":
-        candidates, targets = view2, index
+        candidates, targets = view2, nodes
     elif negatives == "batch":
-        nodes, targets = torch.unique(index, return_inverse=True)
-        candidates = view2[nodes]
+        candidates, targets = view2[nodes], torch.arange(nodes.numel(), device=nodes.device)
     else:
         raise ValueError(f"negatives must be 'all' or 'batch', got {negatives!r}")
-    return F.cross_entropy(anchors @ F.normalize(candidates, dim=1).t(), targets)
+    losses = F.cross_entropy(anchors @ F.normalize(candidates, dim=1).t(), targets, reduction="none")
+    return (losses * counts).sum() / index.numel()
 
 
 class SGLBackbone(GraphBackbone):
