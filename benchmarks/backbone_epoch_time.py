@@ -1,7 +1,8 @@
 """Seconds per training epoch of the graph backbones on one dataset, all built in this process and timed
 alternately (so a busy machine slows them alike): LightGCNBackbone is the baseline of every ratio.
 
-    python benchmarks/backbone_epoch_time.py [--dataset=yelp] [--repeats=2] [--threads=1] [--recbole-sgl] [--no-lightgcl]
+    python benchmarks/backbone_epoch_time.py [--dataset=yelp] [--repeats=2] [--threads=1] [--recbole-sgl]
+        [--no-lightgcl]
 
 Settings: RLMRec's for each model and dataset (configs/rlmrec/<Model>-<dataset>.yaml) plus the dataset config.
 SGLBackbone runs with both ``ssl_negatives`` (``all``: the reference InfoNCE over every user/item; ``batch``).
