@@ -9,6 +9,7 @@ SGLBackbone runs with both ``ssl_negatives`` (``all``: the reference InfoNCE ove
 ``--recbole-sgl`` adds RecBole's SGL (one epoch takes minutes on a CPU).
 """
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def main():
     parser.add_argument("--recbole-sgl", action="store_true")
     parser.add_argument("--no-lightgcl", action="store_true", help="skip LightGCL (its epoch is long on a CPU)")
     args = parser.parse_args()
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from argv: only config_dict may set keys
     import torch
 
     torch.set_num_threads(args.threads)

@@ -11,6 +11,7 @@ after the last epoch -- the quick check that a backbone learns and how fast.
 """
 import argparse
 import random
+import sys
 import time
 
 import yaml
@@ -71,6 +72,7 @@ def main():
     parser.add_argument("--digest", action="store_true",
                         help="also print exact losses and a SHA-256 of the trained weights (bit-identity checks)")
     args, extra = parser.parse_known_args()
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from argv: only config_dict may set keys
     import torch
 
     torch.set_num_threads(args.threads)
