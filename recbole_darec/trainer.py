@@ -100,7 +100,7 @@ class PluginTrainerMixin:
         self.train_loss_dict = {int(e): v for e, v in (checkpoint.get("train_loss") or {}).items()}
         self._epoch_idx = checkpoint["epoch"]
         self._pending_rng = checkpoint.get("rng")
-        self._finished = bool(checkpoint.get("finished"))
+        self._finished = bool(checkpoint.get("finished")) or self.start_epoch >= self.epochs
         self.logger.info(f"Checkpoint {resume_file} loaded; resuming from epoch {self.start_epoch}")
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
@@ -109,9 +109,11 @@ class PluginTrainerMixin:
             checkpoints.restore_rng_state(self._pending_rng, getattr(train_data, "generator", None))
             self._pending_rng = None
         if self._finished:  # nothing left to train; RecBole's fit would overwrite the best checkpoint
+            self.eval_collector.data_collect(train_data)  # as fit() would, for metrics that need train counts
             return self.best_valid_score, self.best_valid_result
+        extra = {} if callback_fn is None else {"callback_fn": callback_fn}  # not every RecBole trainer takes it
         result = super().fit(train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
-                             callback_fn=callback_fn)
+                             **extra)
         self._save_last_checkpoint(self._epoch_idx, finished=True)
         return result
 
