@@ -51,6 +51,7 @@ def _source(config, key):
 def check_config(config):
     """Every refusal below, in the order a user would want to fix them."""
     check_unknown_keys(config)
+    check_value_types(config)
     check_epochs(config)
     check_valid_metric(config)
     check_darec_k(config)
@@ -67,6 +68,22 @@ def check_unknown_keys(config):
             f"unknown config key {did_you_mean(unknown, known_keys())} ({where}): no model reads it, so it would be "
             f"ignored. Fix the name, or declare your own keys with {ESCAPE_KEY}: [{', '.join(map(str, unknown))}]"
         )
+
+
+def check_value_types(config):
+    """A word where the YAML default is a number or a boolean (``--train_batch_size=4k``) fails deep inside
+    RecBole, or worse, is taken as truthy; refuse it here."""
+    for key, value in config.external_config_dict.items():
+        default = config.internal_config_dict.get(key)
+        if not isinstance(value, str) or default is None or isinstance(default, str):
+            continue
+        if isinstance(default, bool):
+            expected = "True or False"
+        elif isinstance(default, (int, float)):
+            expected = "a number"
+        else:
+            continue
+        raise UserError(f"{key}={value!r} ({_source(config, key)}): expected {expected} (default {default!r})")
 
 
 def _int_value(config, key):
