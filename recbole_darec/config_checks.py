@@ -53,6 +53,7 @@ def check_config(config):
     check_unknown_keys(config)
     check_value_types(config)
     check_epochs(config)
+    check_learner(config)
     check_valid_metric(config)
     check_darec_k(config)
 
@@ -97,6 +98,17 @@ def check_epochs(config):
     """``epochs < 1`` would save an untrained model and report its test metrics."""
     if _int_value(config, "epochs") < 1:
         raise UserError(f"epochs={config['epochs']} ({_source(config, 'epochs')}): must be >= 1")
+
+
+LEARNERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")  # RecBole's Trainer._build_optimizer
+
+
+def check_learner(config):
+    """RecBole replaces an unknown optimizer name by Adam with a warning; a typo would train with Adam."""
+    learner = config["learner"]
+    if isinstance(learner, str) and learner.lower() not in LEARNERS:
+        raise UserError(f"learner={learner} ({_source(config, 'learner')}): not an optimizer RecBole knows; use "
+                        f"one of {', '.join(LEARNERS)}")
 
 
 def check_valid_metric(config):

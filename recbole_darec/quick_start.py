@@ -14,6 +14,7 @@ from recbole.utils import get_environment, init_logger, init_seed, set_color
 
 from recbole_darec.checkpoints import (check_belongs, config_from_checkpoint, load_checkpoint, load_weights,
                                        resume_source, split_fingerprint)
+from recbole_darec.cli_errors import UserError
 from recbole_darec.config import Config
 from recbole_darec.data.atomic_check import check_atomic_headers, load_dataset
 from recbole_darec.data.protocol import data_preparation
@@ -46,6 +47,17 @@ def dataset_build_lock(config):
     return folder_lock(folder) if folder.is_dir() else contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def config_errors_are_user_errors():
+    """The plugin's models and protocols reject a bad config value with a ValueError naming the key."""
+    try:
+        yield
+    except ValueError as err:
+        if isinstance(err, UserError):
+            raise
+        raise UserError(str(err)) from err
+
+
 def build(config):
     """Dataset, dataloaders, model and trainer for a config; the same path for the CLI, Ray and comparisons."""
     model_class = config.model_class
@@ -57,9 +69,10 @@ def build(config):
         # Seed right before the split: a random split (ml-100k) must be the same whatever ran before.
         init_seed(config["seed"], config["reproducibility"])
         dataset = load_dataset(config)
-        train_data, valid_data, test_data = data_preparation(config, dataset)
-        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-        model = model_class(config, train_data.dataset).to(config["device"])  # reads the manifest (split check)
+        with config_errors_are_user_errors():
+            train_data, valid_data, test_data = data_preparation(config, dataset)
+            init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+            model = model_class(config, train_data.dataset).to(config["device"])  # reads the manifest (split check)
     trainer = get_plugin_trainer(config)(config, model)
     trainer.split_fingerprint = split_fingerprint(train_data, valid_data, test_data)
     return dataset, (train_data, valid_data, test_data), model, trainer

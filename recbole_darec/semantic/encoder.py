@@ -88,9 +88,14 @@ class TextEncoder:
         self.identity = encoder_identity(name_or_path, max_length)
         source, local = (str(path), True) if path is not None else (str(name_or_path), False)
         # local_files_only for a folder: loading it must never trigger a hub lookup
-        self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+            model = AutoModel.from_pretrained(source, local_files_only=local)
+        except (OSError, ValueError) as err:  # not a folder, not a hub name, offline, ...
+            raise ValueError(f"semantic_encoder={name_or_path!r} cannot be loaded ({str(err).splitlines()[0]}): "
+                             "give a local model folder, or a Hugging Face model name with network access") from None
         self.device = torch.device(device or "cpu")
-        self.model = AutoModel.from_pretrained(source, local_files_only=local).to(self.device).eval()
+        self.model = model.to(self.device).eval()
         self.batch_size = int(batch_size)
         self.max_length = self.identity["max_length"] or min(int(self.tokenizer.model_max_length or 512), 512)
         self.dim = int(self.model.config.hidden_size)
