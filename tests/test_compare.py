@@ -168,6 +168,16 @@ def test_figure_names_keep_dots_of_row_labels(tmp_path):
         "tsne_DaRec-lam0.3.pdf", "tsne_DaRec-lam0.3.png", "tsne_DaRec-lam0.5.pdf", "tsne_DaRec-lam0.5.png"]
 
 
+def test_backbone_users_from_a_trained_checkpoint(comparison):
+    """The backbone panel of the t-SNE pair: final user embeddings of a saved backbone, [PAD] left out."""
+    from recbole_darec.report.tsne import backbone_users_from_checkpoint
+
+    opts, _ = comparison
+    run = next(r for r in records.read_records(opts.out_dir / "runs.jsonl") if r["model"] == "LightGCNBackbone")
+    name, users = backbone_users_from_checkpoint(run["checkpoint"])
+    assert name == "LightGCNBackbone" and users.shape == (943, QUICK["embedding_size"]) and np.isfinite(users).all()
+
+
 def test_tsne_from_a_trained_darec_checkpoint(tmp_path):
     # The first DaRec run on a fresh ml-100k split encodes user profiles with MiniLM (about a minute on 2 cores).
     # A small alignment sample keeps the 1-epoch run short on CPU (the head's cost is O(N̂²) per step).

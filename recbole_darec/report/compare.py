@@ -3,7 +3,9 @@
 Layout of ``<out>``: ``runs.jsonl`` (one record per finished run; the resume state), ``failures.jsonl`` (runs that
 raised; retried on the next invocation), ``compare.json`` (dataset, config files and overrides: a resumed
 comparison must not mix settings), ``table.{md,csv,tex}``, ``bars.{png,pdf}``, ``curves.{png,pdf}``,
-``tsne_<Model>.{png,pdf}`` for DaRec models (first seed's checkpoint), ``checkpoints/<Model>-seed<seed>/``.
+``diffs.{png,pdf}`` (paired differences to the best baseline, the headline figure), ``tsne_<Model>.{png,pdf}`` for
+DaRec models (first seed's checkpoint), ``tsne_pair_<Model>.{png,pdf}`` beside its backbone's row (same seed),
+``checkpoints/<Model>-seed<seed>/``.
 """
 import json
 import time
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from recbole_darec.report import records as rec
 from recbole_darec.report import runner
-from recbole_darec.report.plots import bar_chart, curve_plot, figure_paths
+from recbole_darec.report.plots import bar_chart, curve_plot, diff_chart, figure_paths
 from recbole_darec.report.stats import summarize
 from recbole_darec.report.tables import write_tables
 from recbole_darec.report.validate import CompareError, validate
@@ -140,7 +142,7 @@ def run_comparison(opts, log=print):
 
 
 def write_report(opts, all_records, log=print):
-    """Tables, bar chart, curves and t-SNE figures for the requested models and seeds."""
+    """Tables, paired-difference chart, bar chart, curves and t-SNE figures for the requested models and seeds."""
     chosen = rec.select(all_records, opts.dataset, set(opts.models), None if opts.seeds is None else set(opts.seeds))
     if not chosen:
         log("no finished runs yet: nothing to report")
@@ -148,10 +150,14 @@ def write_report(opts, all_records, log=print):
     summary = summarize(chosen, models=opts.models, test=opts.test, alpha=opts.alpha)
     out = opts.out_dir
     paths = {f"table.{k}": p for k, p in write_tables(summary, out).items()}
+    diffs = diff_chart(summary, out / "diffs", title=f"{opts.dataset}: paired difference to the best baseline")
+    if diffs:  # needs a plugin model and a baseline
+        paths["diffs"] = diffs
     paths["bars"] = bar_chart(summary, out / "bars", title=f"{opts.dataset}: test metrics (mean ± std over seeds)")
     paths["curves"] = curve_plot(chosen, summary.models, out / "curves")
     if opts.tsne:
         paths.update(_tsne_figures(opts, chosen, log))
+        paths.update(_tsne_pair_figures(opts, chosen, log))
     log((out / "table.md").read_text(encoding="utf-8"))
     return paths
 
@@ -179,6 +185,50 @@ def _tsne_figures(opts, chosen, log):
         paths[f"tsne_{model}"], info = tsne_from_checkpoint(checkpoint, stem, max_points=opts.tsne_max_points)
         log(f"t-SNE {model} (seed {runs[0]['seed']}): {info}")
     return paths
+
+
+def _tsne_pair_figures(opts, chosen, log):
+    """DaRec rows beside their backbone's row (the class they are composed with), same seed, when both saved."""
+    from recbole_darec.model import get_model
+    from recbole_darec.report.tsne import backbone_class, tsne_pair_from_checkpoints
+
+    classes = {label: _model_class(opts, chosen, label) for label in opts.models}
+    order = opts.seeds or sorted({int(r["seed"]) for r in chosen})
+    paths = {}
+    for model, model_class in classes.items():
+        cls = get_model(model_class)
+        base = backbone_class(cls) if hasattr(cls, "user_clusters") else None
+        partners = [label for label, c in classes.items() if base is not None and c == base.__name__]
+        if not partners:
+            continue  # no backbone row in this comparison
+        partner = base.__name__ if base.__name__ in partners else partners[0]  # the plain row before a variant
+        found = _checkpoints_of_a_shared_seed(opts, chosen, (model, partner), classes, order)
+        if found is None:
+            log(f"t-SNE pair {model} / {partner} skipped: no seed with both checkpoints on this machine")
+            continue
+        seed, (darec_checkpoint, backbone_checkpoint) = found
+        stem = opts.out_dir / f"tsne_pair_{model}"
+        png, pdf = figure_paths(stem)
+        newest = max(darec_checkpoint.stat().st_mtime, backbone_checkpoint.stat().st_mtime)
+        if png.is_file() and png.stat().st_mtime >= newest:
+            paths[f"tsne_pair_{model}"] = [png, pdf]  # up to date: t-SNE is slow, keep it
+            continue
+        paths[f"tsne_pair_{model}"], info = tsne_pair_from_checkpoints(
+            darec_checkpoint, backbone_checkpoint, stem, max_points=opts.tsne_max_points)
+        log(f"t-SNE pair {model} / {partner} (seed {seed}): {info}")
+    return paths
+
+
+def _checkpoints_of_a_shared_seed(opts, chosen, labels, classes, order):
+    """(seed, checkpoints of ``labels``) for the first seed in ``order`` where every one is on disk, else None."""
+    for seed in order:
+        runs = [next((r for r in chosen if r["model"] == label and int(r["seed"]) == seed), None) for label in labels]
+        if None in runs:
+            continue
+        checkpoints = [_find_checkpoint(opts, run, classes[run["model"]]) for run in runs]
+        if None not in checkpoints:
+            return seed, checkpoints
+    return None
 
 
 def _model_class(opts, records, label):

@@ -47,6 +47,58 @@ def paired_pvalue(a, b, test="ttest"):
     return float(p)
 
 
+def paired_values(values, model, reference, column):
+    """``(model's values, reference's values)`` over the seeds both ran, in seed order (pairs share a seed, hence
+    on ml-100k their split). ``values`` is :attr:`Summary.values`: model -> column -> {seed: value}."""
+    seeds = sorted(set(values[model][column]) & set(values[reference][column]))
+    return [values[model][column][s] for s in seeds], [values[reference][column][s] for s in seeds]
+
+
+def paired_difference_interval(a, b, confidence=0.95):
+    """Mean of the paired differences ``a - b`` and the half-width of its Student-t interval.
+
+    Half-width = t((1 + confidence) / 2, n - 1) * s / sqrt(n), s the sample std (ddof 1) of the differences; nan
+    with fewer than 2 pairs (one seed gives a point, not an interval).
+    """
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if len(diff) == 0:
+        raise ValueError("no paired values: the two models share no seed")
+    if len(diff) < 2:
+        return float(diff.mean()), math.nan
+    half = stats.t.ppf((1.0 + confidence) / 2.0, len(diff) - 1) * diff.std(ddof=1) / math.sqrt(len(diff))
+    return float(diff.mean()), float(half)
+
+
+@dataclass
+class RelativeDifference:
+    """A plugin model's paired difference to a baseline in one metric, in percent of the baseline's mean."""
+
+    baseline: str
+    pct: float  # 100 * mean(model - baseline) / mean(baseline), both over the paired seeds
+    half_width_pct: float  # of the t-interval, same scale; nan with one seed
+    n: int  # paired seeds
+
+
+def relative_differences(summary, confidence=0.95):
+    """plugin model -> metric -> :class:`RelativeDifference` against that metric's best baseline.
+
+    The interval is the t-interval of the per-seed differences divided by the baseline's mean over the same seeds
+    (that mean is taken as a fixed scale, not as a second random quantity).
+    """
+    out = {}
+    for model in summary.improvement:
+        out[model] = {}
+        for metric in summary.metrics:
+            reference = summary.best_baseline[metric]
+            mine, theirs = paired_values(summary.values, model, reference, metric)
+            if not mine:
+                continue
+            mean, half = paired_difference_interval(mine, theirs, confidence)
+            scale = 100.0 / float(np.mean(theirs)) if np.mean(theirs) else math.nan
+            out[model][metric] = RelativeDifference(reference, mean * scale, half * scale, len(mine))
+    return out
+
+
 @dataclass
 class Summary:
     """Everything a table or a bar chart needs, keyed by model then column."""
@@ -116,7 +168,6 @@ def summarize(records, models=None, test="ttest", alpha=0.05):
             ref = best_baseline[c]
             base = mean[ref][c]
             improvement[m][c] = 100.0 * (mean[m][c] - base) / base if base else math.nan
-            seeds = sorted(set(values[m][c]) & set(values[ref][c]))
-            pvalue[m][c] = paired_pvalue([values[m][c][s] for s in seeds], [values[ref][c][s] for s in seeds], test)
+            pvalue[m][c] = paired_pvalue(*paired_values(values, m, ref, c), test)
     return Summary(models, columns, kinds, values, mean, std, n, best, best_baseline, improvement, pvalue,
                    test=test, alpha=alpha, metrics=metrics)
