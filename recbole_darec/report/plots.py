@@ -71,7 +71,7 @@ def bar_chart(summary, stem, title=None):
 # Interval wholly above zero / wholly below / covering it (or a single seed): the same verdict as a two-sided paired
 # t-test at 1 - confidence, since both use the same t statistic.
 DIFF_COLOURS = {"better": "#1b9e77", "worse": "#d95f02", "unclear": "#4d4d4d"}
-DIFF_LEGEND = {"better": "interval above 0", "worse": "interval below 0", "unclear": "interval covers 0 / one seed"}
+DIFF_LEGEND = {"better": "interval above 0", "worse": "interval below 0", "unclear": "interval covers 0"}
 
 
 def _diff_verdict(cell):
@@ -129,7 +129,9 @@ def diff_chart(summary, stem, title=None, confidence=0.95):
         ax.axis("off")
     shown = [v for v in DIFF_COLOURS if any(_diff_verdict(c) == v for row in diffs.values() for c in row.values())]
     handles = [Rectangle((0, 0), 1, 1, color=DIFF_COLOURS[v]) for v in shown]
-    fig.legend(handles, [DIFF_LEGEND[v] for v in shown], loc="lower center", ncol=3, fontsize=7,
+    one_seed = any(c.n == 1 for row in diffs.values() for c in row.values())
+    legend = {**DIFF_LEGEND, "unclear": DIFF_LEGEND["unclear"] + (" / one seed" if one_seed else "")}
+    fig.legend(handles, [legend[v] for v in shown], loc="lower center", ncol=3, fontsize=7,
                bbox_to_anchor=(0.5, -0.02))
     head = title or "Paired difference to the best baseline"
     fig.suptitle(f"{head}\n{_interval_caption(diffs, confidence)}", fontsize=10)
