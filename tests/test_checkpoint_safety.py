@@ -16,10 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def crafted_checkpoint(path, marker, **fields):
     """A checkpoint torch's weights_only loader accepts, whose config strings would create ``marker`` if eval'd."""
-    payload = f"__import__('pathlib').Path({str(marker)!r}).touch() or 'adam'"
+    payload = f"__import__('pathlib').Path({str(marker)!r}).touch() or 'x'"
     state = {"model": "LightGCNBackbone", "dataset": "ml-100k", "epoch": 0, "seed": 2020, "cur_step": 0,
              "best_valid_score": 0.0, "state_dict": {}, "optimizer": {},
-             "config_overrides": {"learner": payload, "embedding_size": 16, "data_path": str(REPO / "dataset")},
+             # a string key nothing else validates, so the rebuild goes all the way to the weights
+             "config_overrides": {"wandb_project": payload, "embedding_size": 16, "data_path": str(REPO / "dataset")},
              **fields}
     torch.save(state, path)
     torch.load(path, weights_only=True)  # really loadable by the safe loader
