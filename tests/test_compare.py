@@ -1,7 +1,7 @@
 """Side-by-side comparisons (run_compare.py): tables equal the records, resume, significance, validation, t-SNE.
 
 Real runs on ml-100k, 1 epoch: BPR and LightGCNBackbone x 2 seeds for the tables (interactions only, so they are
-quick), one DaRecLightGCN run for the t-SNE figure from its checkpoint.
+quick), one DaRecLightGCN and one LightGCNBackbone run for the t-SNE figures (alone and the pair) from checkpoints.
 """
 import csv
 import json
@@ -181,11 +181,19 @@ def test_backbone_users_from_a_trained_checkpoint(comparison):
 def test_tsne_from_a_trained_darec_checkpoint(tmp_path):
     # The first DaRec run on a fresh ml-100k split encodes user profiles with MiniLM (about a minute on 2 cores).
     # A small alignment sample keeps the 1-epoch run short on CPU (the head's cost is O(N̂²) per step).
-    opts = CompareOptions(dataset="ml-100k", models=["DaRecLightGCN"], seeds=[2020], out=str(tmp_path / "o"),
-                          overrides={**QUICK, "darec_sample_size": 512})
-    result = run_comparison(opts, log=lambda *a: None)
+    # With its backbone's row (1 epoch, seconds) the report also draws the DaRec / backbone t-SNE pair.
+    opts = CompareOptions(dataset="ml-100k", models=["LightGCNBackbone", "DaRecLightGCN"], seeds=[2020],
+                          out=str(tmp_path / "o"), overrides={**QUICK, "darec_sample_size": 512})
+    logged = []
+    result = run_comparison(opts, log=logged.append)
     png = opts.out_dir / "tsne_DaRecLightGCN.png"
-    assert result["ran"] == [("DaRecLightGCN", 2020)] and result["paths"]["tsne_DaRecLightGCN"][0] == png
+    assert result["ran"] == [("LightGCNBackbone", 2020), ("DaRecLightGCN", 2020)]
+    assert result["paths"]["tsne_DaRecLightGCN"][0] == png
+    pair_png, pair_pdf = result["paths"]["tsne_pair_DaRecLightGCN"]
+    assert png_size(pair_png)[0] > 1.5 * png_size(png)[0] and pair_pdf.read_bytes()[:5] == b"%PDF-"  # two panels
+    pair_log = next(line for line in logged if line.startswith("t-SNE pair DaRecLightGCN / LightGCNBackbone"))
+    assert "'users': 943" in pair_log and "'k': 4" in pair_log  # every user, the head's K (default 4)
+    assert result["paths"]["diffs"][0].is_file()  # one seed: points only
     width, height = png_size(png)
     assert width > 300 and height > 300 and png.stat().st_size > 20_000
     import matplotlib.image
