@@ -274,6 +274,7 @@ def test_sgl_does_not_shadow_model_type(build):
 @pytest.mark.parametrize("name, overrides", [
     ("LightGCNBackbone", {}), ("LightGCNBackbone", {"edge_keep_prob": 0.8, "layer_combine": "sum"}),
     ("SGLBackbone", {}), ("LightGCL", {}), ("LightGCL", {"cl_similarity": "cosine", "edge_keep_prob": 0.75}),
+    ("LightGCL", {"cl_negatives": "batch"}), ("SGLBackbone", {"layer_combine": "sum", "ssl_negatives": "batch"}),
 ])
 def test_loss_terms_and_gradients(build, batch, name, overrides):
     model = build(name, **overrides)

@@ -151,3 +151,16 @@ def test_view_info_nce_against_explicit_formulas():
     torch.testing.assert_close(view_info_nce(v1, v2, index, 0.2, "batch"), expected)
     with pytest.raises(ValueError, match="negatives"):
         view_info_nce(v1, v2, index, 0.2, "some")
+
+
+def test_all_node_info_nce_batch_negatives_explicit():
+    from recbole_darec.model.backbones import all_node_info_nce
+
+    torch.manual_seed(0)
+    a, c, index = torch.randn(9, 4), torch.randn(9, 4), torch.tensor([3, 1, 3, 7])
+    nodes = torch.tensor([1, 3, 7])
+    logits = a[index] @ c[nodes].t() / 0.2
+    positive = (a[index] * c[index]).sum(1).div(0.2).clamp(-5, 5)
+    expected = (torch.logsumexp(logits, 1) - positive).mean()
+    torch.testing.assert_close(
+        all_node_info_nce(a, c, index, 0.2, cosine=False, pos_clamp=5.0, negatives="batch"), expected)

@@ -33,11 +33,13 @@ class LightGCL(GraphBackbone):
         cl_weight (float): lambda_1, weight of the local/global contrast, >= 0.
         cl_similarity (str): ``dot`` (authors' code) or ``cosine`` (paper's equation).
         edge_keep_prob (float): keep probability of the local view's edges in training, in (0, 1].
+        cl_negatives (str): ``all`` (every user / item, the authors' code) or ``batch`` (the batch's distinct
+            users / items): the all-node contrast of 4096 users and 8192 items per step dominates a CPU epoch.
     """
 
     loss_names = ("bpr", "reg", "cl")
     defaults = {"n_layers": 2, "reg_weight": 1e-7, "svd_rank": 5, "cl_temperature": 0.2, "cl_weight": 0.01,
-                "cl_similarity": "dot", "edge_keep_prob": 1.0}
+                "cl_similarity": "dot", "edge_keep_prob": 1.0, "cl_negatives": "all"}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -47,6 +49,9 @@ class LightGCL(GraphBackbone):
         self.cl_weight = float(self.param(config, "cl_weight"))
         self.cl_similarity = self.param(config, "cl_similarity")
         self.edge_keep_prob = float(self.param(config, "edge_keep_prob"))
+        self.cl_negatives = self.param(config, "cl_negatives")
+        if self.cl_negatives not in ("all", "batch"):
+            raise ValueError(f"cl_negatives must be 'all' or 'batch', got {self.cl_negatives!r}")
         if self.cl_similarity not in ("dot", "cosine"):
             raise ValueError(f"cl_similarity must be 'dot' or 'cosine', got {self.cl_similarity!r}")
         if self.n_layers < 1:
@@ -86,7 +91,7 @@ class LightGCL(GraphBackbone):
         users = interaction[self.USER_ID]
         items = torch.cat([interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]])
         cosine, clamp = (True, None) if self.cl_similarity == "cosine" else (False, 5.0)
-        cl = all_node_info_nce(global_user, user_all, users, self.cl_temperature, cosine, clamp) + all_node_info_nce(
-            global_item, item_all, items, self.cl_temperature, cosine, clamp
-        )
+        negatives = self.cl_negatives
+        cl = all_node_info_nce(global_user, user_all, users, self.cl_temperature, cosine, clamp, negatives) + (
+            all_node_info_nce(global_item, item_all, items, self.cl_temperature, cosine, clamp, negatives))
         return bpr, self.reg_weight * reg, self.cl_weight * cl
