@@ -28,7 +28,8 @@ def variants(dataset, recbole_sgl, lightgcl):
             ("SGLBackbone (ssl_negatives all)", "SGLBackbone", {"ssl_negatives": "all"}),
             ("SGLBackbone (ssl_negatives batch)", "SGLBackbone", {"ssl_negatives": "batch"})]
     if lightgcl:
-        rows.append(("LightGCL", "LightGCL", {}))
+        rows += [("LightGCL (cl_negatives all)", "LightGCL", {"cl_negatives": "all"}),
+                 ("LightGCL (cl_negatives batch)", "LightGCL", {"cl_negatives": "batch"})]
     if recbole_sgl:
         rows.append(("SGL (RecBole)", "SGL", {}))
     return [(label, model, files(model), overrides) for label, model, overrides in rows]
@@ -42,6 +43,7 @@ def main():
     parser.add_argument("--data_path", default=None)
     parser.add_argument("--recbole-sgl", action="store_true")
     parser.add_argument("--no-lightgcl", action="store_true", help="skip LightGCL (its epoch is long on a CPU)")
+    parser.add_argument("--only", default=None, help="comma-separated label substrings to keep (baseline always)")
     args = parser.parse_args()
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from argv: only config_dict may set keys
     import torch
@@ -49,7 +51,11 @@ def main():
     torch.set_num_threads(args.threads)
     print(environment_header())
     built = []
-    for label, model, files, overrides in variants(args.dataset, args.recbole_sgl, not args.no_lightgcl):
+    rows = variants(args.dataset, args.recbole_sgl, not args.no_lightgcl)
+    if args.only:
+        wanted = args.only.split(",")
+        rows = [r for r in rows if r[0] == "LightGCNBackbone" or any(w in r[0] for w in wanted)]
+    for label, model, files, overrides in rows:
         extra = {"data_path": args.data_path} if args.data_path else {}
         config = Config(model=model, dataset=args.dataset, config_file_list=files,
                         config_dict={"state": "ERROR", "show_progress": False, **extra, **overrides})
