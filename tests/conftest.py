@@ -25,6 +25,16 @@ def quick_config(tmp_path):
     }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _clean_argv_for_module_fixtures():
+    # Module-scoped fixtures build Configs before the per-test fixture below runs; pytest's own --key=value flags
+    # (--durations=10) would reach RecBole's command-line parser and be refused as unknown config keys.
+    argv = sys.argv
+    sys.argv = argv[:1]
+    yield
+    sys.argv = argv
+
+
 @pytest.fixture(autouse=True)
 def _clean_argv(monkeypatch):
     # RecBole's Config parses sys.argv for --key=value; pytest's own flags must not leak into it.
