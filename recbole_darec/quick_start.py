@@ -166,7 +166,8 @@ def load_data_and_model(model_file):
     values (never evaluated), and the split rebuilt from them must be the one the checkpoint was trained on.
     """
     checkpoint = load_checkpoint(model_file)
-    config = config_from_checkpoint(checkpoint, path=model_file)
+    # The checkpoint's own folder: the rebuilt trainer creates no new saved/ folder where this is called.
+    config = config_from_checkpoint(checkpoint, {"checkpoint_dir": str(Path(model_file).resolve().parent)}, model_file)
     check_atomic_headers(config)
     init_seed(config["seed"], config["reproducibility"])
     dataset, (train_data, valid_data, test_data), model, trainer = build(config)
