@@ -18,7 +18,7 @@ FAST = "--semantic_max_length=8"
 
 def _env():
     return {**os.environ, "PYTHONWARNINGS": "ignore", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false"}
+            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # two processes
 
 
 def _start(cmd, cwd):
