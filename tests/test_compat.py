@@ -75,7 +75,8 @@ def test_checkpoint_loads_with_weights_only(tmp_path, quick_config):
     from recbole_darec import load_data_and_model, run_recbole_darec
 
     run_recbole_darec("BPR", "ml-100k", config_dict=quick_config)
-    (checkpoint,) = (tmp_path / "saved").glob("BPR-*.pth")
+    # the best checkpoint (the per-epoch "last" one for resuming sits beside it as <best>.last.pth)
+    (checkpoint,) = [p for p in (tmp_path / "saved").glob("BPR-*.pth") if not p.name.endswith(".last.pth")]
     state = torch.load(checkpoint, weights_only=True)
     assert state["model"] == "BPR" and state["config"]["embedding_size"] == 32
     config, model, *_ = load_data_and_model(str(checkpoint))
