@@ -5,7 +5,7 @@ step as the graph grows 10x with N̂ fixed.
 
 Part 1 uses the real yelp split (RLMRec protocol settings) with GENERATED STAND-IN LLM embeddings (random
 N x 1536 float32 rows, the shape of RLMRec's ada-002 files -- not real profiles: only the cost is measured here).
-They are written once into a temporary copy of the dataset, never into dataset/. Target (DESIGN §10): ratio <= 1.25.
+They are written once into a temporary copy of the dataset, never into dataset/. Target: ratio <= 1.25.
 Variants: the defaults; ``semantic_pca_dim: 128`` (the LLM tables reduced once to 128 principal directions, so
 the LLM-side projectors are 128 -> 80 -> 32 instead of 1536 -> 784 -> 32); and that plus K-means warm-started from
 the previous step's centres with 3 Lloyd iterations instead of 10 fresh ones.

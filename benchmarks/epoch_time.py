@@ -4,7 +4,7 @@
 
 Both models are built in this process on the same data with the same settings (the dataset's config: for yelp the
 RLMRec protocol, d = 32, batch 4096; layer mean, no edge dropout, 2 layers), then timed alternately. Target
-(DESIGN §10): plugin <= RecBole, i.e. both ratios <= 1.
+plugin <= RecBole, i.e. both ratios <= 1.
 """
 import argparse
 

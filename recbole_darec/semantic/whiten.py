@@ -1,7 +1,7 @@
 """PCA (optionally whitened) of the frozen LLM tables, done once when a model is built.
 
 Why: sentence embeddings are anisotropic (a few directions carry most of the variance and most pairs have a high
-cosine, DESIGN §3), and RLMRec's ada-002 rows are 1536-d, which makes the LLM-side projectors the most expensive
+cosine), and RLMRec's ada-002 rows are 1536-d, which makes the LLM-side projectors the most expensive
 part of an alignment head. Keeping the top ``dim`` principal directions of the profile rows (users and items
 together, since one projector serves both), divided by their standard deviations when ``whiten``, gives
 isotropic inputs of a small width: the projector's first layer shrinks from d_L x (d_L+d')/2 to dim x (dim+d')/2

@@ -1,4 +1,4 @@
-"""K-means in torch, differentiable cluster centres and Hungarian matching (DaRec's local alignment, DESIGN §3.6).
+"""K-means in torch, differentiable cluster centres and Hungarian matching (DaRec's local alignment).
 
 RecBole-independent: plain tensors in, tensors out. K-means runs without gradient on the rows' device; the
 centres that enter a loss are recomputed from the labels with gradient (:func:`cluster_centres`).

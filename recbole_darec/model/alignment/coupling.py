@@ -1,4 +1,4 @@
-"""How much of an alignment loss's gradient reaches the backbone's embeddings (DESIGN §3, "Evidence").
+"""How much of an alignment loss's gradient reaches the backbone's embeddings (docs/darec_study.md §2).
 
 The structure terms compare directions of ``f(E^C)``: they are invariant to a row's scale, so their raw gradient
 on E^C grows like 1/||e|| and propagated rows are tiny (~0.07). These identity-in-forward functions change only

@@ -1,12 +1,12 @@
 """DaRec alignment head (Yang et al., "A Disentangled Alignment Framework for Large Language Model and
-Recommender System", arXiv 2408.08231), written against DESIGN.md §3.
+Recommender System", arXiv 2408.08231); the method and its departures: docs/darec_study.md.
 
 The head owns the four disentangling projectors and turns already-sampled CF rows and their frozen LLM rows
 into four weighted loss terms. It knows nothing about RecBole or the backbone: a model gathers the rows of
 ``sample_nodes(...)`` from its final embeddings and the LLM table, calls the head, and adds the returned
 terms to its loss tuple.
 
-Gradient balance (DESIGN §3 evidence: the literal reading gives the DaRec terms hundreds of times BPR's
+Gradient balance (the literal reading gives the DaRec terms hundreds of times BPR's
 gradient on the embeddings because propagated rows are tiny, ~0.07, and every DaRec term is invariant to a
 row's scale, so its gradient grows like 1/||e||). Switches, with the literal variant reachable:
 

@@ -2,7 +2,7 @@
 
 Every function here is RecBole-independent: plain tensors in, tensors out. Functions that compare
 directions (all but :func:`cluster_centres` and :func:`kmeans`) L2-normalise rows themselves, so callers
-may pass raw projector outputs. See DESIGN.md §3 for where each term comes from.
+may pass raw projector outputs.
 """
 from __future__ import annotations
 

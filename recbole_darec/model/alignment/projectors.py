@@ -1,4 +1,4 @@
-"""Projection MLPs shared by the DaRec and RLMRec heads (DESIGN.md §3, item 1)."""
+"""Projection MLPs shared by the DaRec and RLMRec heads."""
 from __future__ import annotations
 
 from torch import nn

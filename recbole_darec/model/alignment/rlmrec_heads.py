@@ -1,5 +1,5 @@
 """RLMRec baselines as loss heads (Ren et al., "Representation Learning with Large Language Models for
-Recommendation", WWW 2024; DESIGN.md §3): the contrastive (Con) and generative (Gen) alignments."""
+Recommendation", WWW 2024): the contrastive (Con) and generative (Gen) alignments."""
 from __future__ import annotations
 
 import math

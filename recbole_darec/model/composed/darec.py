@@ -79,7 +79,7 @@ class DaRecMixin(SemanticMixin):
         user_all, item_all = super()._eval_embeddings()
         if self.score_with == "backbone":
             return user_all, item_all
-        # Switch (DESIGN §3.8): score with the disentangled representation [C_sh || C_sp].
+        # Switch: score with the disentangled representation [C_sh || C_sp].
         join = lambda e: torch.cat([self.head.cf_shared(e), self.head.cf_specific(e)], dim=1)  # noqa: E731
         return join(user_all), join(item_all)
 
