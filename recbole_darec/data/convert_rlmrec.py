@@ -10,16 +10,13 @@ and optionally ``usr_emb_np.pkl`` / ``itm_emb_np.pkl`` (N x d LLM embeddings) an
 rows stay traceable to RLMRec and to its ``mapper/*.json`` files. Everything is read and validated first, written
 into a temporary folder inside ``out_dir`` and renamed into place last: a failure leaves nothing behind.
 """
-import argparse
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from recbole_darec.data.atomic_output import atomic_dataset_folder, checked_target, converter_main
 from recbole_darec.data.safe_pickle import safe_load_pickle
 
 __all__ = ["convert_rlmrec", "main"]
@@ -118,11 +115,7 @@ def convert_rlmrec(src_dir, dataset_name, out_dir="dataset", force=False, verbos
     when the target exists and ``force`` is false. Output appears atomically or not at all.
     """
     src, out_dir = Path(src_dir), Path(out_dir)
-    if not dataset_name or os.sep in dataset_name or dataset_name.startswith("."):
-        raise ValueError(f"invalid dataset name {dataset_name!r}")
-    target = out_dir / dataset_name
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} already exists; pass --force (force=True) to replace it")
+    target = checked_target(out_dir, dataset_name, force)
 
     # 1. Read and validate everything before writing a byte.
     mats = {}
@@ -148,38 +141,14 @@ def convert_rlmrec(src_dir, dataset_name, out_dir="dataset", force=False, verbos
     profs = {suffix: _load_profiles(src / fname, shape[axis], ("user", "item")[axis])
              for suffix, fname, axis in PROFILES if (src / fname).is_file()}
 
-    # 2. Write into a hidden temp dir next to the target so the final rename stays on one filesystem.
-    made_out_dir = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dataset_name}.tmp-", dir=out_dir))
-    old = None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the dataset folder should get normal permissions
+    # 2. Write everything into a temporary folder that replaces the target only when complete.
+    with atomic_dataset_folder(out_dir, dataset_name, force) as tmp:
         for split, mat in mats.items():
             _write_inter(tmp / f"{dataset_name}.{split}.inter", mat)
         for suffix, (emb, id_f, emb_f) in embs.items():
             _write_embedding(tmp / f"{dataset_name}.{suffix}", emb, id_f, emb_f)
         for suffix, rows in profs.items():
             _write_profiles(tmp / f"{dataset_name}.{suffix}.jsonl", rows)
-        # 3. Swap into place: an existing target (only with force) is moved aside first, then deleted.
-        if target.exists():
-            if not force:
-                raise FileExistsError(f"{target} appeared during conversion; pass --force to replace it")
-            old = Path(tempfile.mkdtemp(prefix=f".{dataset_name}.old-", dir=out_dir))
-            os.replace(target, old / dataset_name)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and (old / dataset_name).exists() and not target.exists():
-            os.replace(old / dataset_name, target)  # put the previous version back
-        if made_out_dir and not any(out_dir.iterdir()):
-            out_dir.rmdir()  # we created it only for this run
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
     if verbose:
         counts = "/".join(str(m.nnz) for m in mats.values())
@@ -196,18 +165,11 @@ def convert_rlmrec(src_dir, dataset_name, out_dir="dataset", force=False, verbos
 
 def main(argv=None):
     """Command-line entry point; returns the process exit status."""
-    parser = argparse.ArgumentParser(prog="python -m recbole_darec.data.convert_rlmrec",
-                                     description="Convert an RLMRec data folder into RecBole atomic files.")
-    parser.add_argument("src_dir", help="folder with trn_mat.pkl, val_mat.pkl, tst_mat.pkl (+ optional pickles)")
-    parser.add_argument("dataset_name", help="RecBole dataset name, e.g. yelp or amazon-book")
-    parser.add_argument("--out-dir", default="dataset", help="parent folder of the dataset (default: dataset)")
-    parser.add_argument("--force", action="store_true", help="replace an existing OUT_DIR/DATASET_NAME")
-    args = parser.parse_args(argv)
-    try:
-        convert_rlmrec(args.src_dir, args.dataset_name, args.out_dir, force=args.force)
-    except (ValueError, OSError) as exc:
-        parser.exit(1, f"error: {exc}\n")
-    return 0
+    return converter_main(
+        argv, "python -m recbole_darec.data.convert_rlmrec", "Convert an RLMRec data folder into RecBole atomic files.",
+        "folder with trn_mat.pkl, val_mat.pkl, tst_mat.pkl (+ optional pickles)",
+        "RecBole dataset name, e.g. yelp or amazon-book",
+        lambda args: convert_rlmrec(args.src_dir, args.dataset_name, args.out_dir, force=args.force), error_status=1)
 
 
 if __name__ == "__main__":

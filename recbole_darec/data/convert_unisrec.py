@@ -18,11 +18,9 @@ keeps the most recent occurrence of every other item. ``timestamp`` is the item'
 Writes ``<name>.{train,valid,test}.inter`` and ``<name>.item`` (``title``, ``text``), into a temporary folder
 renamed into place last: a failure leaves nothing behind.
 """
-import argparse
-import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from recbole_darec.data.atomic_output import atomic_dataset_folder, checked_target, converter_main
 
 __all__ = ["convert_unisrec", "read_sequences", "main"]
 
@@ -110,11 +108,8 @@ def read_item_text(src, prefix):
                 raise ValueError(f"{path}, line {number}: item {asin!r} is not in {prefix}.item2index")
             text = " ".join(text.strip().strip('"').split())
             # "title. Industrial & Scientific <path>. brand." -- or "title. . brand." without a path
-            cut = text.find(". . ")
-            for marker in (". Industrial & Scientific",):
-                found = text.find(marker)
-                if found >= 0 and (cut < 0 or found < cut):
-                    cut = found
+            cuts = [i for i in (text.find(". . "), text.find(". Industrial & Scientific")) if i >= 0]
+            cut = min(cuts) if cuts else -1
             title = (text[:cut] if cut >= 0 else text).strip()
             texts[index[asin]] = (title, text)
     return texts
@@ -126,22 +121,15 @@ def _clean(value):
 
 def convert_unisrec(src_dir, dataset_name, prefix="Scientific", out_dir="dataset", force=False, verbose=True):
     """Convert ``src_dir`` into ``out_dir/dataset_name/`` and return that path (see the module docstring)."""
-    src, out_dir = Path(src_dir), Path(out_dir)
-    if not dataset_name or os.sep in dataset_name or dataset_name.startswith("."):
-        raise ValueError(f"invalid dataset name {dataset_name!r}")
-    target = out_dir / dataset_name
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} already exists; pass --force (force=True) to replace it")
+    src = Path(src_dir)
+    target = checked_target(out_dir, dataset_name, force)
     pairs = split_pairs(read_sequences(src, prefix))
     texts = read_item_text(src, prefix)
     missing = sorted({item for rows in pairs.values() for _, item, _ in rows} - set(texts))
     if missing:
         raise ValueError(f"{src / f'{prefix}.text'}: no text for item index {missing[0]} ({len(missing)} missing)")
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dataset_name}.tmp-", dir=out_dir))
-    try:
-        os.chmod(tmp, 0o755)
+    with atomic_dataset_folder(out_dir, dataset_name, force) as tmp:
         for split, rows in pairs.items():
             with open(tmp / f"{dataset_name}.{split}.inter", "w", encoding="utf-8") as fh:
                 fh.write("user_id:token\titem_id:token\ttimestamp:float\n")
@@ -150,12 +138,6 @@ def convert_unisrec(src_dir, dataset_name, prefix="Scientific", out_dir="dataset
             fh.write("item_id:token\ttitle:token\ttext:token\n")
             fh.writelines(f"{item}\t{_clean(title)}\t{_clean(text)}\n"
                           for item, (title, text) in sorted(texts.items(), key=lambda kv: int(kv[0])))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if verbose:
         counts = "/".join(str(len(rows)) for rows in pairs.values())
         print(f"{dataset_name}: {len(pairs['test'])} users x {len(texts)} items; train/valid/test = {counts}; "
@@ -165,19 +147,14 @@ def convert_unisrec(src_dir, dataset_name, prefix="Scientific", out_dir="dataset
 
 def main(argv=None):
     """Command-line entry point; returns the process exit status."""
-    parser = argparse.ArgumentParser(prog="python -m recbole_darec.data.convert_unisrec",
-                                     description="Convert UniSRec sequence files + item text into RecBole files.")
-    parser.add_argument("src_dir", help="folder with <P>.train/valid/test.inter, <P>.text, <P>.item2index")
-    parser.add_argument("dataset_name", help="RecBole dataset name, e.g. amazon-scientific")
-    parser.add_argument("--prefix", default="Scientific", help="file name prefix <P> (default: Scientific)")
-    parser.add_argument("--out-dir", default="dataset", help="parent folder of the dataset (default: dataset)")
-    parser.add_argument("--force", action="store_true", help="replace an existing OUT_DIR/DATASET_NAME")
-    args = parser.parse_args(argv)
-    try:
-        convert_unisrec(args.src_dir, args.dataset_name, args.prefix, args.out_dir, force=args.force)
-    except (ValueError, OSError) as exc:
-        parser.exit(2, f"error: {exc}\n")
-    return 0
+    return converter_main(
+        argv, "python -m recbole_darec.data.convert_unisrec",
+        "Convert UniSRec sequence files + item text into RecBole files.",
+        "folder with <P>.train/valid/test.inter, <P>.text, <P>.item2index",
+        "RecBole dataset name, e.g. amazon-scientific",
+        lambda args: convert_unisrec(args.src_dir, args.dataset_name, args.prefix, args.out_dir, force=args.force),
+        error_status=2,
+        extra_args=[("--prefix", {"default": "Scientific", "help": "file name prefix <P> (default: Scientific)"})])
 
 
 if __name__ == "__main__":
