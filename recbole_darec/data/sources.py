@@ -12,14 +12,13 @@ comparisons, the semantic CLI) resolves a dataset through :func:`locate`, in thi
 Conversions land in ``.cache/datasets/<dataset>-<digest of the source folder>/<dataset>/`` atomically (temporary
 folder renamed into place) under a lock, and are redone when a source file's size or mtime changes.
 """
-import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from recbole_darec.dataset_lock import folder_lock
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATASET_DIR = PROJECT_ROOT / "dataset"
@@ -73,24 +72,8 @@ def has_atomic_files(folder, dataset):
 
 
 def _fingerprint(source, folder):
-    return {name: [(folder / name).stat().st_size, (folder / name).stat().st_mtime_ns] for name in source.files}
-
-
-@contextlib.contextmanager
-def _cache_lock(key):
-    """Conversions of one source take turns (the lock file lives in the project's own cache folder)."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # no fcntl (Windows): the atomic rename alone keeps readers safe
-        yield
-        return
-    with open(CACHE_DIR / f".{key}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    stats = {name: (folder / name).stat() for name in source.files}
+    return {name: [st.st_size, st.st_mtime_ns] for name, st in stats.items()}
 
 
 def converted_root(dataset, raw_folder):
@@ -99,23 +82,18 @@ def converted_root(dataset, raw_folder):
     key = f"{dataset}-{hashlib.sha256(str(raw_folder).encode()).hexdigest()[:10]}"
     root = CACHE_DIR / key
     stamp = {"source": str(raw_folder), "files": _fingerprint(source, raw_folder)}
-    with _cache_lock(key):
+    root.mkdir(parents=True, exist_ok=True)
+    with folder_lock(root):  # conversions of one source take turns; readers never see a half-written folder
         target = root / dataset
         try:
             if json.loads((target / STAMP).read_text()) == stamp:
                 return root
         except (OSError, ValueError):
             pass
-        root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dataset}.convert-", dir=root))
-        try:
-            converted = source.convert(raw_folder, dataset, staging)
-            (converted / STAMP).write_text(json.dumps(stamp))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(converted, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        # The converters replace root/<dataset> atomically; the stamp comes last, so an interrupted run before
+        # it only means one more conversion next time.
+        source.convert(raw_folder, dataset, root)
+        (target / STAMP).write_text(json.dumps(stamp))
     return root
 
 
