@@ -37,10 +37,11 @@ class DaRecMixin(SemanticMixin):
         # layers
         head_factory = lambda **kw: DaRecHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
         self.head = build_with_config_keys(head_factory, config, HEAD_KEYS)
-        # training degree per user / item (non-persistent: derived from the dataset), for degree_coupling
-        inter = dataset.inter_feat
-        for name, field, n in (("user_degree", self.USER_ID, self.n_users), ("item_degree", self.ITEM_ID, self.n_items)):
-            self.register_buffer(name, torch.bincount(inter[field].long(), minlength=n), persistent=False)
+        if self.head.degree_coupling:  # training degree per user / item (non-persistent: derived from the data)
+            inter = dataset.inter_feat
+            for name, field, n in (("user_degree", self.USER_ID, self.n_users),
+                                   ("item_degree", self.ITEM_ID, self.n_items)):
+                self.register_buffer(name, torch.bincount(inter[field].long(), minlength=n), persistent=False)
 
     def sample_omega(self, interaction):
         """Ω: unique users and positive items of the batch, capped at N̂ (the head's cost is independent of |V|)."""
