@@ -1,5 +1,4 @@
 """Full-ranking metrics must not depend on how many users are scored per evaluation batch."""
-import numpy as np
 import pytest
 from recbole.data import create_dataset
 from recbole.utils import init_seed
@@ -9,19 +8,14 @@ from recbole_darec.data.protocol import data_preparation
 from recbole_darec.model import get_model
 from recbole_darec.trainer import get_plugin_trainer
 
+from data_fixtures import write_random_inter
+
 N_USERS, N_ITEMS = 60, 80
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    (root / "ebs").mkdir()
-    rng = np.random.default_rng(1)
-    lines = ["user_id:token\titem_id:token"]
-    for u in range(N_USERS):
-        lines += [f"u{u}\ti{i}" for i in rng.choice(N_ITEMS, size=rng.integers(10, 25), replace=False)]
-    (root / "ebs" / "ebs.inter").write_text("\n".join(lines) + "\n")
-    return root
+    return write_random_inter(tmp_path_factory.mktemp("data"), "ebs", N_USERS, N_ITEMS, (10, 25), seed=1)
 
 
 def loaders(data_dir, protocol, **overrides):

@@ -7,6 +7,8 @@ import yaml
 from recbole_darec.config import PROPERTIES_DIR, RECBOLE_PROPERTIES_DIR
 from recbole_darec.model import get_model
 
+from data_fixtures import write_random_inter
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "rlmrec"
 FILES = sorted(CONFIGS.glob("*.yaml"))
 DATASETS = ("yelp", "amazon-book")
@@ -50,19 +52,12 @@ def test_keys_are_read_by_the_model(path):
 
 @pytest.fixture(scope="module")
 def tiny_train(tmp_path_factory):
-    import numpy as np
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import init_seed
 
     from recbole_darec import Config
 
-    root = tmp_path_factory.mktemp("data")
-    (root / "cfgs").mkdir()
-    rng = np.random.default_rng(0)
-    lines = ["user_id:token\titem_id:token"]
-    for u in range(30):
-        lines += [f"u{u}\ti{i}" for i in rng.choice(40, size=10, replace=False)]
-    (root / "cfgs" / "cfgs.inter").write_text("\n".join(lines) + "\n")
+    root = write_random_inter(tmp_path_factory.mktemp("data"), "cfgs", 30, 40, 10, seed=0)
     config = Config(model="LightGCNBackbone", dataset="cfgs", config_dict={
         "data_path": str(root), "device": "cpu", "use_gpu": False, "state": "ERROR", "train_batch_size": 64,
         "load_col": {"inter": ["user_id", "item_id"]}})
