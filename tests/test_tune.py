@@ -182,8 +182,10 @@ def test_failed_trial_is_retried_from_its_checkpoint_and_best_retrained(tmp_path
 
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path, local_ray):
-    space = write_space(tmp_path, {"learning_rate": {"type": "grid", "values": [0.01, 0.005, 0.002]}},
-                        {"epochs": 3})
+    # Six short trials run one at a time: after the first finishes, five remain, so the Ctrl+C below lands while
+    # the sweep is still running even when the first result reaches disk late on a slow machine.
+    rates = [0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002]
+    space = write_space(tmp_path, {"learning_rate": {"type": "grid", "values": rates}}, {"epochs": 3})
     runs = tmp_path / "runs"
     quick = [f"--{k}={v!r}" if isinstance(v, dict) else f"--{k}={v}" for k, v in QUICK.items()]
     cmd = [PYTHON, str(REPO / "run_hyper.py"), "--model=BPR", "--dataset=ml-100k", f"--space={space}",
@@ -203,7 +205,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path, l
     before = first.read_bytes(), first.stat().st_mtime_ns
 
     result = run_sweep(SweepOptions(resume=True, name="exp", storage_path=str(runs), verbose=0))
-    assert len(result.table) == 3 and set(result.table["status"]) == {"TERMINATED"}
+    assert len(result.table) == len(rates) and set(result.table["status"]) == {"TERMINATED"}
     assert (first.read_bytes(), first.stat().st_mtime_ns) == before  # the finished trial was not rerun
     assert all((r.metrics["training_iteration"], r.metrics["epoch"]) == (3, 2) for r in result.result_grid)
     assert (result.experiment_path / "test_result.json").is_file()
