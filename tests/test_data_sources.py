@@ -2,6 +2,7 @@
 converter, on the real amazon_scientific files and on small generated stand-ins."""
 from pathlib import Path
 
+import os
 import pandas as pd
 import pytest
 
@@ -119,3 +120,17 @@ def test_compare_accepts_data_path_from_a_config_file(tmp_path):
     from recbole_darec.report.validate import validate
 
     validate(["BPR"], "tiny", [str(yaml_file)], {})  # raised "unknown dataset" before
+
+
+def test_cache_survives_a_copied_source_with_new_mtimes(tmp_path, monkeypatch):
+    # A re-copied source folder has new mtimes but the same bytes: the converted folder, and what was derived in
+    # it (LLM embeddings take minutes to encode), must stay.
+    monkeypatch.setattr(sources, "CACHE_DIR", tmp_path / "cache")
+    src = _write_unisrec(tmp_path / "src", {"0": ["0", "1", "2", "3"]}, [f"Item {i}. . B. " for i in range(6)])
+    root = sources.converted_root("amazon-scientific", src)
+    derived = root / "amazon-scientific" / "amazon-scientific.itememb"
+    derived.write_bytes(b"derived")
+    for f in src.iterdir():
+        os.utime(f, ns=(f.stat().st_atime_ns + 10**9, f.stat().st_mtime_ns + 10**9))
+    assert sources.converted_root("amazon-scientific", src) == root
+    assert derived.read_bytes() == b"derived"

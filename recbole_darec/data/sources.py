@@ -10,7 +10,7 @@ comparisons, the semantic CLI) resolves a dataset through :func:`locate`, in thi
 3. The original files in ``shared/data/<subfolder>`` beside the checkout (or ``$RECBOLE_DAREC_SHARED_DATA``).
 
 Conversions land in ``.cache/datasets/<dataset>-<digest of the source folder>/<dataset>/`` atomically (temporary
-folder renamed into place) under a lock, and are redone when a source file's size or mtime changes.
+folder renamed into place) under a lock, and are redone when a source file's content changes.
 """
 import hashlib
 import json
@@ -72,8 +72,11 @@ def has_atomic_files(folder, dataset):
 
 
 def _fingerprint(source, folder):
-    stats = {name: (folder / name).stat() for name in source.files}
-    return {name: [st.st_size, st.st_mtime_ns] for name, st in stats.items()}
+    """Size and SHA-256 of each source file. Content, not mtime: a copied or re-mounted source folder gets new
+    mtimes, and a reconversion would also drop what was derived in the converted folder (LLM profiles and
+    embeddings, minutes of encoding). The sources are a few MB, hashed in milliseconds."""
+    return {name: [(folder / name).stat().st_size, hashlib.sha256((folder / name).read_bytes()).hexdigest()]
+            for name in source.files}
 
 
 def converted_root(dataset, raw_folder):

@@ -45,6 +45,7 @@ __all__ = ["DaRecHead", "DARec_TERMS"]
 
 DARec_TERMS = ("darec_global", "darec_local", "darec_orth", "darec_unif")
 GRAD_SCALES = ("auto", "none", "relative")
+GLOBAL_PAIRS = ("all", "cross")
 KMEANS_INITS = ("kmeans++", "warm")
 
 
@@ -71,6 +72,9 @@ class DaRecHead(nn.Module):
         global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` | ``'neighbors'`` (see
             ``global_structure_loss``).
         global_tau: temperature of the 'neighbors' global mode.
+        global_pairs: ``'all'`` (every pair of Ω) or ``'cross'`` (only user–item pairs: the global term then
+            compares the two sides' user–item similarities, a content ranking on the LLM side; the caller passes
+            ``n_users``, the number of leading user rows).
         global_teacher: the global term treats the LLM side's shared similarity structure as a fixed target
             (no gradient into the LLM-side projector through it), so the structure can only be matched by moving
             the CF side; the LLM-side projector is still trained by the local term and the regularisers.
@@ -108,6 +112,7 @@ class DaRecHead(nn.Module):
         kmeans_init: str = "kmeans++",
         global_mode: str = "centered",
         global_tau: float = 0.1,
+        global_pairs: str = "all",
         global_teacher: bool = False,
         degree_coupling: float = 0.0,
         regularizer_stopgrad: bool = True,
@@ -152,6 +157,8 @@ class DaRecHead(nn.Module):
             raise ValueError(f"local_mode must be one of {LOCAL_MODES}, got {local_mode!r}")
         if global_mode not in GLOBAL_MODES:
             raise ValueError(f"global_mode must be one of {GLOBAL_MODES}, got {global_mode!r}")
+        if global_pairs not in GLOBAL_PAIRS:
+            raise ValueError(f"global_pairs must be one of {GLOBAL_PAIRS}, got {global_pairs!r}")
         bad_scale = (structure_grad_scale not in GRAD_SCALES if isinstance(structure_grad_scale, str)
                      else not math.isfinite(float(structure_grad_scale)) or structure_grad_scale < 0)
         if bad_scale:
@@ -164,7 +171,7 @@ class DaRecHead(nn.Module):
         self.reg_sample, self.unif_t = reg_sample, float(unif_t)
         self.local_mode, self.local_tau, self.kmeans_iters = local_mode, float(local_tau), kmeans_iters
         self.kmeans_init = kmeans_init
-        self.global_mode, self.global_tau = global_mode, float(global_tau)
+        self.global_mode, self.global_tau, self.global_pairs = global_mode, float(global_tau), global_pairs
         self.global_teacher = bool(global_teacher)
         self.degree_coupling = float(degree_coupling)
         self.regularizer_stopgrad = bool(regularizer_stopgrad)
@@ -252,6 +259,7 @@ class DaRecHead(nn.Module):
         generator: Optional[torch.Generator] = None,
         backbone_grad_norm: Optional[torch.Tensor] = None,
         degree: Optional[torch.Tensor] = None,
+        n_users: Optional[int] = None,
     ) -> Dict[str, torch.Tensor]:
         """Weighted DaRec terms for already-sampled rows.
 
@@ -263,6 +271,8 @@ class DaRecHead(nn.Module):
             backbone_grad_norm: 0-d tensor, the norm of the ranking loss's gradient on the (masked) rows;
                 needed only by ``structure_grad_scale='relative'``.
             degree: optional (N,) training degree of each row's node, used by ``degree_coupling``.
+            n_users: rows ``[:n_users]`` are users, the rest items (before masking); needed by
+                ``global_pairs='cross'``.
         Returns:
             dict with keys ``DARec_TERMS``, each a scalar already multiplied by λ (after warm-up) and its
             weight. Terms that are switched off, or that cannot be computed (fewer than 2 valid rows; fewer
@@ -277,6 +287,10 @@ class DaRecHead(nn.Module):
         if self.training:
             self._step += 1
         out = {name: cf_emb.new_zeros(()) for name in DARec_TERMS}
+        if self.global_pairs == "cross":
+            if n_users is None:
+                raise ValueError("global_pairs='cross' needs n_users (the number of leading user rows)")
+            n_users = int(mask[:n_users].sum()) if mask is not None else n_users
         if mask is not None:
             cf_emb, llm_emb = cf_emb[mask], llm_emb[mask]
             degree = None if degree is None else degree[mask]
@@ -289,17 +303,19 @@ class DaRecHead(nn.Module):
         l_sh = self.llm_shared(llm) if any(coef.values()) else None
         if coef["darec_global"] or coef["darec_local"]:
             self._structure_terms(out, coef, self._couple(cf_emb, lam, backbone_grad_norm, degree), cf_emb, l_sh,
-                                  generator)
+                                  generator, n_users)
         if coef["darec_orth"] or coef["darec_unif"]:
             self._regularizer_terms(out, coef, cf_emb, llm, l_sh, generator)
         return out
 
-    def _structure_terms(self, out, coef, cf_coupled, cf_emb, l_sh, generator):
+    def _structure_terms(self, out, coef, cf_coupled, cf_emb, l_sh, generator, n_users):
         """Global and local alignment of the shared parts (the only terms that may reach E^C)."""
         c_sh = self.cf_shared(cf_coupled)
-        if coef["darec_global"]:
+        cross = self.global_pairs == "cross"
+        if coef["darec_global"] and not (cross and not 0 < n_users < c_sh.shape[0]):  # cross needs both sides
             target = l_sh.detach() if self.global_teacher else l_sh
-            global_loss = global_structure_loss(c_sh, target, self.global_mode, tau=self.global_tau)
+            global_loss = global_structure_loss(c_sh, target, self.global_mode, tau=self.global_tau,
+                                                n_first=n_users if cross else None)
             out["darec_global"] = coef["darec_global"] * global_loss
         if coef["darec_local"]:
             c_local = self.cf_shared(cf_emb.detach()) if self.local_stopgrad else c_sh

@@ -73,7 +73,8 @@ def uniformity_loss(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     return torch.logsumexp(logits.flatten(), dim=0) - 2.0 * t - math.log(n * (n - 1))
 
 
-def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "mse", tau: float = 0.1) -> torch.Tensor:
+def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "mse", tau: float = 0.1,
+                          n_first: Optional[int] = None) -> torch.Tensor:
     """Global alignment of the two sides' cosine-similarity structure.
 
     With Z = row-normalised inputs and ``S = Z Zᵀ`` (N×N) per side:
@@ -92,6 +93,11 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
 
     The three MSE modes never materialise an N×N matrix: they are written with d×d Gram matrices
     (``Σ_ij S^C_ij S^L_ij = ||Z^Cᵀ Z^L||_F²``), so their cost is O(N·d²). The two sides may have different d.
+
+    ``n_first``: compare only the *cross* block of S: rows ``[:n_first]`` (e.g. the users of Ω) against rows
+    ``[n_first:]`` (its items), i.e. the N_u×N_i user–item similarities, a content-based ranking on the LLM side.
+    The moments run over those N_u·N_i pairs (no diagonal); 'neighbors' takes each user's softmax over the items
+    and each item's over the users. ``None`` = all pairs. Both blocks need ≥ 1 row (≥ 2 for 'neighbors').
     """
     check_rows("z_cf", z_cf, min_rows=2)
     check_rows("z_llm", z_llm, min_rows=2)
@@ -100,6 +106,8 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
     if mode not in GLOBAL_MODES:
         raise ValueError(f"mode must be one of {GLOBAL_MODES}, got {mode!r}")
     zc, zl = norm_rows(z_cf), norm_rows(z_llm)
+    if n_first is not None:
+        return _cross_structure_loss(zc, zl, mode, tau, n_first)
     if mode == "neighbors":
         return _neighborhood_kl(zc, zl, tau)
     n = zc.shape[0]
@@ -120,6 +128,41 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
     # eps keeps a fully collapsed side (std 0) finite instead of NaN
     corr = cov / torch.sqrt((var_c + 1e-12) * (var_l + 1e-12))
     return (2.0 - 2.0 * corr).clamp(0.0, 4.0)
+
+
+def _cross_structure_loss(zc: torch.Tensor, zl: torch.Tensor, mode: str, tau: float, n_first: int) -> torch.Tensor:
+    """global_structure_loss on the block rows[:n_first] × rows[n_first:] of S (unit rows in)."""
+    n = zc.shape[0]
+    if not 1 <= n_first < n:
+        raise ValueError(f"n_first must leave >= 1 row on each side of the cross block, got {n_first} of {n}")
+    (cu, ci), (lu, li) = (zc[:n_first], zc[n_first:]), (zl[:n_first], zl[n_first:])
+    if mode == "neighbors":
+        if min(n_first, n - n_first) < 2:  # a softmax over one candidate carries no gradient
+            return zc.sum() * 0.0
+        teacher = (lu @ li.t() / tau).detach()
+        student = cu @ ci.t() / tau
+        return 0.5 * (_kl_rows(teacher, student) + _kl_rows(teacher.t(), student.t()))
+    pairs = n_first * (n - n_first)
+    # Σ_ui S^C_ui S^L_ui = <Cuᵀ Lu, Ciᵀ Li>_F (d×d Gram matrices, no N_u×N_i matrix)
+    cc = ((cu.t() @ cu) * (ci.t() @ ci)).sum() / pairs
+    ll = ((lu.t() @ lu) * (li.t() @ li)).sum() / pairs
+    cl = ((cu.t() @ lu) * (ci.t() @ li)).sum() / pairs
+    if mode == "mse":
+        return (cc + ll - 2.0 * cl).clamp_min(0.0)
+    m_c = cu.sum(0) @ ci.sum(0) / pairs
+    m_l = lu.sum(0) @ li.sum(0) / pairs
+    var_c, var_l = (cc - m_c * m_c).clamp_min(0.0), (ll - m_l * m_l).clamp_min(0.0)
+    cov = cl - m_c * m_l
+    if mode == "centered":
+        return (var_c + var_l - 2.0 * cov).clamp_min(0.0)
+    corr = cov / torch.sqrt((var_c + 1e-12) * (var_l + 1e-12))
+    return (2.0 - 2.0 * corr).clamp(0.0, 4.0)
+
+
+def _kl_rows(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """mean_i KL(softmax(teacher_i) || softmax(student_i))."""
+    log_t, log_s = F.log_softmax(teacher_logits, dim=1), F.log_softmax(student_logits, dim=1)
+    return (log_t.exp() * (log_t - log_s)).sum(1).mean()
 
 
 def _neighborhood_kl(zc: torch.Tensor, zl: torch.Tensor, tau: float) -> torch.Tensor:

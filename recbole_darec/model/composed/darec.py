@@ -55,7 +55,8 @@ class DaRecMixin(SemanticMixin):
         if self.head.structure_grad_scale == "relative":
             reference = self.ranking_grad_norm(backbone_terms, user_all, item_all, users, items, mask)
         degree = torch.cat([self.user_degree[users], self.item_degree[items]]) if self.head.degree_coupling else None
-        return self.head(cf_rows, llm_rows, mask=mask, backbone_grad_norm=reference, degree=degree)
+        return self.head(cf_rows, llm_rows, mask=mask, backbone_grad_norm=reference, degree=degree,
+                         n_users=len(users))
 
     def ranking_grad_norm(self, backbone_terms, user_all, item_all, users, items, mask):
         """||∇ L_rank|| on Ω's rows of the final embeddings (the scale ``structure_grad_scale: relative`` uses).
