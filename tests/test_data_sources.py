@@ -1,8 +1,8 @@
 """Dataset resolution (--data_path, dataset/, original files beside the checkout -> cache) and the UniSRec
 converter, on the real amazon_scientific files and on small generated stand-ins."""
+import os
 from pathlib import Path
 
-import os
 import pandas as pd
 import pytest
 
