@@ -40,6 +40,13 @@ def did_you_mean(unknown, known, n=3):
     return "; ".join(parts)
 
 
+def undefined_keys(keys, config):
+    """``(names, message)``: the ``keys`` a built ``config`` does not define, and a did-you-mean line naming them."""
+    known = config.final_config_dict
+    unknown = [k for k in keys if k not in known]
+    return unknown, f"{did_you_mean(unknown, known)}: not a config key of {config['model']} on {config['dataset']}"
+
+
 def _yaml_keys(folder, recursive=False):
     keys = set()
     for path in sorted(Path(folder).glob("**/*.yaml" if recursive else "*.yaml")):

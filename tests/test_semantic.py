@@ -72,7 +72,7 @@ def toy_config(root, **extra):
 
 
 def _load_run(config):
-    """Dataset and loaders exactly as quick_start.build makes them (prepare_data already ran)."""
+    """Dataset and loaders exactly as single_run.build makes them (prepare_data already ran)."""
     from recbole.data import create_dataset
 
     from recbole_darec.data.protocol import data_preparation
@@ -153,10 +153,10 @@ class SemanticBPR(BPR):
 
 @pytest.fixture(scope="module")
 def ml100k(tmp_path_factory):
-    """ml-100k copy run through quick_start.build (seed -> prepare_data -> dataset -> split -> model)."""
+    """ml-100k copy run through single_run.build (seed -> prepare_data -> dataset -> split -> model)."""
     from recbole.utils import init_seed
 
-    from recbole_darec.quick_start import build
+    from recbole_darec.single_run import build
     root = tmp_path_factory.mktemp("data")
     shutil.copytree(DATASET_DIR / "ml-100k", root / "ml-100k")
     config = Config(model=SemanticBPR, dataset="ml-100k",
