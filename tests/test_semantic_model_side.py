@@ -79,8 +79,7 @@ def test_dataset_build_lock_excludes_other_processes(tmp_path):
              f"fd = os.open({str(tmp_path)!r}, os.O_RDONLY)\n"
              "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n")
     with dataset_build_lock(config):
-        with dataset_build_lock(config):  # re-entrant: the semantic builder inside a run's build takes it again
-            held = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
+        held = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
     free = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
     assert (held, free) == (3, 0)
     assert list(tmp_path.iterdir()) == []  # no lock file is left behind

@@ -51,6 +51,7 @@ def main(argv=None):
 
     from recbole_darec.config import isolated_config
     from recbole_darec.data.atomic_check import check_atomic_headers
+    from recbole_darec.single_run import dataset_build_lock
 
     # The overrides were parsed above; RecBole must not parse sys.argv again.
     config = isolated_config(args.model, args.dataset, args.config_files.split() if args.config_files else None,
@@ -58,7 +59,8 @@ def main(argv=None):
     check_atomic_headers(config)
     try:
         # Writes under the dataset folder's lock, the one training runs hold while they load these files.
-        result = ensure_semantic_embeddings(config, force=args.force)
+        with dataset_build_lock(config):
+            result = ensure_semantic_embeddings(config, force=args.force)
     except (ValueError, FileNotFoundError) as exc:  # invalid or missing input files, named in the message
         raise UserError(str(exc)) from exc
     for side, info in result.items():

@@ -15,7 +15,6 @@ is written; each file is replaced atomically.
 import logging
 from pathlib import Path
 
-from recbole_darec.dataset_lock import folder_lock
 from recbole_darec.semantic import cache, files
 from recbole_darec.semantic.encoder import TextEncoder, encoder_identity
 from recbole_darec.semantic.loading import apply_semantic_config
@@ -110,6 +109,9 @@ def generate_profile_texts(config, sides=("user", "item"), known=None):
 def ensure_semantic_embeddings(config, encoder=None, force=False):
     """Build or check ``<ds>.useremb`` / ``<ds>.itememb`` and set the Config keys that make RecBole load them.
 
+    The caller holds the dataset folder's lock (:func:`recbole_darec.single_run.dataset_build_lock`), as a run's
+    data preparation and the semantic CLI do.
+
     Args:
         config (recbole.config.Config): the run's config (``data_path``, ``dataset``, ``semantic_*`` keys).
         encoder (TextEncoder | None): an already-built encoder (anything with ``identity``, ``dim`` and
@@ -127,8 +129,7 @@ def ensure_semantic_embeddings(config, encoder=None, force=False):
     root = Path(config["data_path"])
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist")
-    with folder_lock(root):  # the dataset folder's one lock (re-entered when a run's build already holds it)
-        result = _ensure(config, root, encoder, force)
+    result = _ensure(config, root, encoder, force)
     apply_semantic_config(config)
     return result
 
