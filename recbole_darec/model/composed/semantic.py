@@ -110,4 +110,3 @@ class SemanticMixin:
         base = norms.get(self.backbone_loss_names[0]) or float("nan")
         shares = ", ".join(f"{k}: {v:.3g} ({v / base:.3g}x)" for k, v in norms.items())
         logging.getLogger().info(f"gradient norm on embedding tables at step 1 (ratio to {self.backbone_loss_names[0]}): {shares}")
-        self.first_step_grad_norms = norms
