@@ -26,7 +26,7 @@ RECBOLE_CODE_KEYS = frozenset({
     "valid_neg_sample_args", "verbose", "world_size", "xgb_early_stopping_rounds",
 })
 # Read by the plugin with a code default and no YAML entry.
-PLUGIN_CODE_KEYS = frozenset({ESCAPE_KEY, "backbone", "darec_score_with", "log_grad_share", "allow_download",
+PLUGIN_CODE_KEYS = frozenset({ESCAPE_KEY, "backbone", "allow_download",
                               "missing_data_hint", "resume_from",
                               "config_files"})  # config_files: the CLIs' flag, also seen by RecBole's parser
 

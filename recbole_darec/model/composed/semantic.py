@@ -39,7 +39,11 @@ def build_with_config_keys(factory, config, key_of_param):
 
 
 class SemanticMixin:
-    """Loads the frozen LLM-side tables (``user_semantic``/``item_semantic`` + masks) before the backbone runs."""
+    """Loads the frozen LLM-side tables (``user_semantic``/``item_semantic`` + masks) before the backbone runs.
+
+    A head mixin sets ``head_class`` and ``head_keys`` (head parameter -> config key; the defaults are in the
+    mixin's ``properties/model/<Mixin>.yaml``).
+    """
 
     @classmethod
     def prepare_data(cls, config):
@@ -60,7 +64,7 @@ class SemanticMixin:
                                                       check_split=bool(settings["semantic_check_split"]))
         if settings["semantic_pca_dim"]:
             self._reduce_semantic_tables(int(settings["semantic_pca_dim"]), bool(settings["semantic_pca_whiten"]))
-        self._grad_share_pending = bool(config_value(config, "log_grad_share", False))  # every head, not only DaRec
+        self._grad_share_pending = bool(config["log_grad_share"])  # every head, not only DaRec
 
     def _reduce_semantic_tables(self, dim, whiten):
         """Replace the LLM tables by their top-``dim`` principal components (computed once, at build time)."""
