@@ -16,12 +16,6 @@ from recbole_darec.semantic.build import semantic_settings
 from recbole_darec.semantic.whiten import pca_tables
 
 
-def config_value(config, key, default):
-    """``config[key]`` unless unset (RecBole's Config returns None for unknown keys)."""
-    value = config[key] if key in config else None
-    return default if value is None else value
-
-
 def build_with_config_keys(factory, config, key_of_param):
     """Call ``factory(**kwargs)`` with the config keys that are set (others keep the factory's defaults);
     a ValueError from the factory is re-raised naming the offending config key.
