@@ -106,17 +106,14 @@ def prepare(opts):
     if not opts.model or not opts.dataset or not opts.space:
         raise SweepError("--model, --dataset and --space are required (except with --resume)")
     space = load_space(opts.space, search=opts.search)
-    file_dict = {}
-    if opts.config_files:
-        for path in opts.config_files:
-            if not Path(path).is_file():
-                raise SweepError(f"config file {path} does not exist")
-        # Files are read here and their values sent to the workers, which may not see the driver's files.
-        probe = _config(opts.model, opts.dataset, {}, opts.config_files)
-        file_dict = dict(probe.file_config_dict)
+    for path in opts.config_files or []:
+        if not Path(path).is_file():
+            raise SweepError(f"config file {path} does not exist")
+    # One Config of files + overrides: its keys say what a trial may search; the files' values are sent to the
+    # workers, which may not see the driver's files.
+    probe = _config(opts.model, opts.dataset, opts.overrides or {}, opts.config_files)
+    file_dict = dict(probe.file_config_dict) if opts.config_files else {}
     base = {**file_dict, **space.fixed, **(opts.overrides or {})}
-
-    probe = _config(opts.model, opts.dataset, {**file_dict, **(opts.overrides or {})})
     searched = [k for k in list(space.params) + list(space.fixed) if k != FAIL_ONCE_KEY]
     unknown, detail = undefined_keys(searched, probe)
     if unknown and opts.allow_unknown_params:  # the Config's own unknown-key check must let them through too
