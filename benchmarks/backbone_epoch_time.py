@@ -16,7 +16,7 @@ from pathlib import Path
 from common import ROOT, environment_header
 
 from recbole_darec import Config
-from recbole_darec.quick_start import build
+from recbole_darec.single_run import build
 
 
 def variants(dataset, recbole_sgl, lightgcl):

@@ -27,7 +27,7 @@ from common import environment_header, timed
 from recbole_darec import Config
 from recbole_darec.config import DATASET_DIR
 from recbole_darec.model.alignment import DaRecHead
-from recbole_darec.quick_start import build
+from recbole_darec.single_run import build
 
 # the head's sizes in part 2 follow the models' defaults (N̂, regulariser sub-sample)
 MODEL_DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "properties/model/DaRecMixin.yaml").read_text())

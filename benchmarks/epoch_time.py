@@ -11,7 +11,7 @@ import argparse
 from common import environment_header, timed
 
 from recbole_darec import Config
-from recbole_darec.quick_start import build
+from recbole_darec.single_run import build
 
 
 def measure(model_name, dataset, device, repeats):

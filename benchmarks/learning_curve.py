@@ -18,7 +18,7 @@ import yaml
 from common import environment_header
 
 from recbole_darec import Config
-from recbole_darec.quick_start import build
+from recbole_darec.single_run import build
 
 
 def parse_overrides(extra):

@@ -84,11 +84,10 @@ def stored_overrides(checkpoint, path="checkpoint"):
 
 def config_from_checkpoint(checkpoint, extra=None, path="checkpoint"):
     """The Config of a checkpoint's run (plus ``extra`` overrides); stored strings are never evaluated."""
-    from recbole_darec.config import Config, TypedValues, recbole_environment
+    from recbole_darec.config import TypedValues, isolated_config
 
-    with recbole_environment():
-        return Config(model=checkpoint["model"], dataset=checkpoint["dataset"],
-                      config_dict=TypedValues({**stored_overrides(checkpoint, path), **(extra or {})}))
+    return isolated_config(checkpoint["model"], checkpoint["dataset"],
+                           config_dict=TypedValues({**stored_overrides(checkpoint, path), **(extra or {})}))
 
 
 def split_fingerprint(train_data, valid_data, test_data):

@@ -19,7 +19,7 @@ class UserError(ValueError):
 
 def user_error_types():
     """Exception types that are always the user's input (the plugin's own, and errors of other CLIs' layers)."""
-    from recbole_darec.report.validate import CompareError
+    from recbole_darec.report.errors import CompareError
     from recbole_darec.tune.runner import SweepError
     from recbole_darec.tune.space import SearchSpaceError
 

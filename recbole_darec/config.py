@@ -43,6 +43,12 @@ def recbole_environment():
             os.environ["CUDA_VISIBLE_DEVICES"] = cuda
 
 
+def isolated_config(model, dataset, config_file_list=None, config_dict=None):
+    """A plugin :class:`Config` from files and a dict only: the process's command line and GPUs are left alone."""
+    with recbole_environment():
+        return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+
+
 def available_datasets():
     """Names of datasets with a plugin config (shipped or expecting user files)."""
     return sorted(p.stem for p in DATASET_CONFIG_DIR.glob("*.yaml"))

@@ -2,8 +2,8 @@
 
 Known keys are read at run time from every YAML that can define a key -- RecBole's properties (overall, every
 model, every dataset, quick-start presets) and the plugin's ``properties/``, ``properties/model/`` and
-``dataset_configs/`` -- plus RecBole's argument lists, the keys the plugin reads through code defaults (semantic,
-profile and head keys) and the few keys RecBole 1.2.1 reads without any YAML default (``RECBOLE_CODE_KEYS``).
+``dataset_configs/`` -- plus RecBole's argument lists, the DaRec head keys that default to the head's signature
+and the few keys RecBole 1.2.1 reads without any YAML default (``RECBOLE_CODE_KEYS``).
 
 A user-defined key (read by your own model) is let through by ``allow_unknown_keys: [my_key]`` (or ``True`` for
 all) in a config file, ``config_dict`` or on the command line.
@@ -26,7 +26,7 @@ RECBOLE_CODE_KEYS = frozenset({
     "valid_neg_sample_args", "verbose", "world_size", "xgb_early_stopping_rounds",
 })
 # Read by the plugin with a code default and no YAML entry.
-PLUGIN_CODE_KEYS = frozenset({ESCAPE_KEY, "backbone", "darec_score_with", "log_grad_share", "allow_download",
+PLUGIN_CODE_KEYS = frozenset({ESCAPE_KEY, "backbone", "allow_download",
                               "missing_data_hint", "resume_from",
                               "config_files"})  # config_files: the CLIs' flag, also seen by RecBole's parser
 
@@ -38,6 +38,13 @@ def did_you_mean(unknown, known, n=3):
         close = difflib.get_close_matches(str(name), list(known), n=n)
         parts.append(f"'{name}'" + (f" (did you mean {', '.join(close)}?)" if close else ""))
     return "; ".join(parts)
+
+
+def undefined_keys(keys, config):
+    """``(names, message)``: the ``keys`` a built ``config`` does not define, and a did-you-mean line naming them."""
+    known = config.final_config_dict
+    unknown = [k for k in keys if k not in known]
+    return unknown, f"{did_you_mean(unknown, known)}: not a config key of {config['model']} on {config['dataset']}"
 
 
 def _yaml_keys(folder, recursive=False):
@@ -58,8 +65,6 @@ def _static_known_keys(plugin_files_stamp):
 
     from recbole_darec.config import DATASET_CONFIG_DIR, PROPERTIES_DIR, RECBOLE_PROPERTIES_DIR
     from recbole_darec.model.composed.darec import HEAD_KEYS
-    from recbole_darec.semantic.build import SEMANTIC_DEFAULTS
-    from recbole_darec.semantic.profiles import DEFAULTS as PROFILE_DEFAULTS
     from recbole_darec.tune.trainable import FAIL_ONCE_KEY
 
     keys = set(RECBOLE_CODE_KEYS) | PLUGIN_CODE_KEYS | {FAIL_ONCE_KEY}
@@ -68,7 +73,7 @@ def _static_known_keys(plugin_files_stamp):
         if isinstance(getattr(argument_list, name), list):
             keys.update(getattr(argument_list, name))
     keys |= _yaml_keys(PROPERTIES_DIR, recursive=True) | _yaml_keys(DATASET_CONFIG_DIR)
-    keys |= set(HEAD_KEYS.values()) | set(SEMANTIC_DEFAULTS) | set(PROFILE_DEFAULTS)
+    keys |= set(HEAD_KEYS.values())
     return frozenset(keys)
 
 

@@ -34,7 +34,7 @@ class PluginTrainerMixin:
         super().__init__(config, model)
         self.valid_history = []
         self._epoch_idx = -1
-        self.split_fingerprint = None  # set by quick_start.build(); recorded in and checked against checkpoints
+        self.split_fingerprint = None  # set by single_run.build(); recorded in and checked against checkpoints
         self._train_data = None
         self._pending_rng = None  # RNG state of a resumed checkpoint, restored right before training continues
         self._finished = False  # resumed from the last checkpoint of a run that had already ended

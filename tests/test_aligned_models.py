@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from recbole_darec import Config, run_recbole_darec
-from recbole_darec.quick_start import build
+from recbole_darec.single_run import build
 
 ALIGNED = ["DaRecLightGCN", "DaRecSGL", "DaRecLightGCL", "RLMRecConLightGCN", "RLMRecConSGL",
            "RLMRecGenLightGCN", "RLMRecGenSGL"]

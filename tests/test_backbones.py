@@ -3,12 +3,9 @@
 The fixture has repeated (user, item) rows and items that only occur in valid/test, so the training graph has
 duplicates to ignore and zero-degree nodes -- the two places where a normalisation could drift from RecBole's.
 """
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-import yaml
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import ModelType, init_seed
 
@@ -17,7 +14,6 @@ from recbole_darec.model import get_model, graph
 from recbole_darec.model.backbones import all_node_info_nce
 
 N_USERS, N_ITEMS = 40, 60
-PROPERTIES = Path(__file__).resolve().parent.parent / "properties" / "model"
 
 
 @pytest.fixture(scope="module")
@@ -285,15 +281,6 @@ def test_loss_terms_and_gradients(build, batch, name, overrides):
     sum(losses).backward()
     for table in (model.user_embedding, model.item_embedding):
         assert table.weight.grad is not None and table.weight.grad.abs().sum() > 0
-
-
-@pytest.mark.parametrize("name", ["LightGCNBackbone", "SGLBackbone", "LightGCL"])
-def test_yaml_defaults_match_code(data_dir, name):
-    """The YAML is what the plugin Config loads; the class defaults serve models composed on the backbone."""
-    cls, config = get_model(name), make_config(name, data_dir)
-    keys = yaml.safe_load((PROPERTIES / f"{name}.yaml").read_text())
-    for key in keys:
-        assert config[key] == cls.param({}, key), key
 
 
 def test_propagate_against_dense_reference():

@@ -224,3 +224,13 @@ def test_a_failed_run_is_logged_and_retried_later(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "run_one", lambda spec: pytest.fail("a run started"))
     assert main(["--dataset=ml-100k", f"--out={out}", "--report-only", "--no-tsne"]) == 0
     assert "| BPR | 2 |" in (out / "table.md").read_text()
+
+
+def test_model_kind_follows_the_class_not_the_name(monkeypatch):
+    names = ("DaRec", "DaRecSGL", "RLMRecGenSGL", "LightGCNBackbone", "LightGCL", "BPR", "NoSuchModel")
+    assert [records.model_kind(n) for n in names] == ["plugin"] * 3 + ["baseline"] * 4
+    from recbole_darec.model.composed.semantic import SemanticMixin
+
+    new_head = type("MyHeadLightGCN", (SemanticMixin,), {})  # a head whose name says nothing
+    monkeypatch.setattr("recbole_darec.model.get_model", lambda name: new_head)
+    assert records.model_kind("MyHeadLightGCN") == "plugin"

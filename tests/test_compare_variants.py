@@ -7,7 +7,7 @@ import pytest
 
 from recbole_darec.report import CompareOptions, records, run_comparison, runner, summarize
 from recbole_darec.report.cli import main
-from recbole_darec.report.validate import CompareError
+from recbole_darec.report.errors import CompareError
 from recbole_darec.report.variants import load_variants, resolve
 
 FAST = {"epochs": 1, "train_batch_size": 4096, "eval_batch_size": 409600, "embedding_size": 32,

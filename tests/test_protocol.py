@@ -5,7 +5,7 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 
 from recbole_darec import Config
-from recbole_darec.quick_start import build
+from recbole_darec.single_run import build
 
 # Item preference shared by every user: i2 > i3 > i1 > i4 > i5 > i6.
 ITEM_SCORES = {"i2": 6.0, "i3": 5.0, "i1": 4.0, "i4": 3.0, "i5": 2.0, "i6": 1.0}

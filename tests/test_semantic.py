@@ -22,7 +22,7 @@ from recbole_darec.semantic import (TextEncoder, default_encoder_path, ensure_se
 from recbole_darec.cli_errors import run_cli
 from recbole_darec.semantic.__main__ import main as cli_main
 from recbole_darec.semantic.files import read_embedding_file, write_embedding_file
-from recbole_darec.semantic.profiles import DEFAULTS, PRESETS, item_texts, read_atomic
+from recbole_darec.semantic.profiles import item_texts, profile_settings, read_atomic
 from recbole_darec.semantic.split import pairs_from_dataset, train_fingerprint
 
 
@@ -72,7 +72,7 @@ def toy_config(root, **extra):
 
 
 def _load_run(config):
-    """Dataset and loaders exactly as quick_start.build makes them (prepare_data already ran)."""
+    """Dataset and loaders exactly as single_run.build makes them (prepare_data already ran)."""
     from recbole.data import create_dataset
 
     from recbole_darec.data.protocol import data_preparation
@@ -107,7 +107,8 @@ def test_item_neighbours_share_a_genre(minilm):
     0.35 -- MiniLM knows a little about the films themselves, most of the signal is the genre words.
     """
     df, types = read_atomic(DATASET_DIR / "ml-100k" / "ml-100k.item")
-    texts = item_texts(df, types, "item_id", {**DEFAULTS, **PRESETS["ml-100k"]})
+    settings = profile_settings(Config(model="BPR", dataset="ml-100k", config_dict={"state": "WARNING"}))
+    texts = item_texts(df, types, "item_id", settings)  # dataset_configs/ml-100k.yaml's templates
     genres = {r["item_id"]: set(r["class"].split()) for r in df.to_dict("records")}
     ids = list(np.random.default_rng(0).choice(sorted(texts, key=int), 300, replace=False))
     emb = minilm.encode([texts[i] for i in ids], show_progress=False)
@@ -153,10 +154,10 @@ class SemanticBPR(BPR):
 
 @pytest.fixture(scope="module")
 def ml100k(tmp_path_factory):
-    """ml-100k copy run through quick_start.build (seed -> prepare_data -> dataset -> split -> model)."""
+    """ml-100k copy run through single_run.build (seed -> prepare_data -> dataset -> split -> model)."""
     from recbole.utils import init_seed
 
-    from recbole_darec.quick_start import build
+    from recbole_darec.single_run import build
     root = tmp_path_factory.mktemp("data")
     shutil.copytree(DATASET_DIR / "ml-100k", root / "ml-100k")
     config = Config(model=SemanticBPR, dataset="ml-100k",

@@ -1,10 +1,10 @@
 """Model-side handling of the frozen LLM tables: PCA / whitening (recbole_darec.semantic.whiten), its use by aligned
-models, and the lock that serialises writing and loading the semantic files (quick_start.dataset_build_lock)."""
+models, and the lock that serialises writing and loading the semantic files (single_run.dataset_build_lock)."""
 import pytest
 import torch
 
 from recbole_darec import Config
-from recbole_darec.quick_start import build
+from recbole_darec.single_run import build
 from recbole_darec.semantic.whiten import pca_tables
 
 
@@ -68,19 +68,18 @@ def test_aligned_model_uses_the_reduced_tables(quick_config):
 
 
 def test_dataset_build_lock_excludes_other_processes(tmp_path):
-    """Runs that write the dataset folder's semantic files take turns (see quick_start.dataset_build_lock)."""
+    """Runs that write the dataset folder's semantic files take turns (see single_run.dataset_build_lock)."""
     import subprocess
     import sys
 
-    from recbole_darec.quick_start import dataset_build_lock
+    from recbole_darec.single_run import dataset_build_lock
 
     config = {"data_path": str(tmp_path), "dataset": "toy"}
     probe = ("import fcntl, os, sys\n"
              f"fd = os.open({str(tmp_path)!r}, os.O_RDONLY)\n"
              "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n")
     with dataset_build_lock(config):
-        with dataset_build_lock(config):  # re-entrant: the semantic builder inside a run's build takes it again
-            held = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
+        held = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
     free = subprocess.run([sys.executable, "-c", probe], timeout=60).returncode
     assert (held, free) == (3, 0)
     assert list(tmp_path.iterdir()) == []  # no lock file is left behind

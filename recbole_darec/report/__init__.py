@@ -6,7 +6,7 @@ from recbole_darec.report.compare import CompareOptions, run_comparison, write_r
 from recbole_darec.report.records import append_record, model_kind, read_records
 from recbole_darec.report.stats import Summary, paired_pvalue, summarize
 from recbole_darec.report.tables import to_latex, to_markdown, write_tables
-from recbole_darec.report.validate import CompareError
+from recbole_darec.report.errors import CompareError
 
 __all__ = [
     "CompareError", "CompareOptions", "Summary", "append_record", "model_kind", "paired_pvalue", "read_records",

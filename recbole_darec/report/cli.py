@@ -10,7 +10,7 @@ import yaml
 
 from recbole_darec.report.compare import CompareOptions, run_comparison
 from recbole_darec.report.stats import TESTS
-from recbole_darec.report.validate import CompareError
+from recbole_darec.report.errors import CompareError
 from recbole_darec.report.variants import load_variants
 
 DEFAULT_BASE_SEED = 2020  # RecBole's default seed: seed list = 2020, 2021, ...

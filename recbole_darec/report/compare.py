@@ -18,7 +18,8 @@ from recbole_darec.report import runner
 from recbole_darec.report.plots import bar_chart, curve_plot, diff_chart, figure_paths
 from recbole_darec.report.stats import summarize
 from recbole_darec.report.tables import write_tables
-from recbole_darec.report.validate import CompareError, validate
+from recbole_darec.report.errors import CompareError
+from recbole_darec.report.validate import validate
 from recbole_darec.report.variants import resolve
 
 

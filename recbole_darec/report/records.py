@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 RUNS_FILE = "runs.jsonl"
-PLUGIN_PREFIXES = ("DaRec", "RLMRec")
 # Columns besides the test metrics; lower is better for both.
 EXTRA_COLUMNS = ("train_time_s", "epochs_to_best")
 COLUMN_LABELS = {"train_time_s": "Time (s)", "epochs_to_best": "Epochs"}
@@ -18,12 +17,21 @@ METRIC_LABELS = {"recall": "R", "ndcg": "N", "hit": "H", "precision": "P", "mrr"
 
 
 def model_kind(name):
-    """``"plugin"`` for the alignment models (DaRec*, RLMRec*), ``"baseline"`` for everything else.
+    """``"plugin"`` for a model with an LLM-alignment head (its class mixes in the plugin's ``SemanticMixin``, as
+    every head does), ``"baseline"`` for everything else.
 
     Baselines are RecBole's zoo models and the plugin's own backbones without an alignment head
-    (``LightGCNBackbone``, ``SGLBackbone``, ``LightGCL``): the models an alignment method has to beat.
+    (``LightGCNBackbone``, ``SGLBackbone``, ``LightGCL``): the models an alignment method has to beat. A name no
+    lookup resolves (a record of a model since removed) is a baseline.
     """
-    return "plugin" if name.startswith(PLUGIN_PREFIXES) else "baseline"
+    from recbole_darec.model import get_model
+    from recbole_darec.model.composed.semantic import SemanticMixin
+
+    try:
+        model_class = get_model(name)
+    except (ValueError, ImportError):
+        return "baseline"
+    return "plugin" if issubclass(model_class, SemanticMixin) else "baseline"
 
 
 def column_label(column):

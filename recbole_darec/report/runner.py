@@ -11,7 +11,6 @@ import time
 import warnings
 from pathlib import Path
 
-from recbole_darec.config import recbole_environment
 from recbole_darec.report.environment import machine_info, versions
 
 
@@ -35,10 +34,10 @@ def run_one(spec):
     """
     import recbole_darec  # noqa: F401  (compat shims first, also inside worker processes)
     import torch
-    from recbole.utils import init_logger, init_seed
+    from recbole.utils import init_logger
 
-    from recbole_darec.config import Config
-    from recbole_darec.quick_start import build
+    from recbole_darec.config import isolated_config
+    from recbole_darec.single_run import plain_floats, run_once
 
     # RecBole 1.2.1's pandas/torch FutureWarnings say nothing about this run; in workers they flood the console.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
@@ -50,32 +49,23 @@ def run_one(spec):
     if spec.get("use_ray_gpu") is not None:
         # Ray set CUDA_VISIBLE_DEVICES to this task's share; RecBole would rewrite it from gpu_id.
         config_dict["gpu_id"] = os.environ.get("CUDA_VISIBLE_DEVICES", "") if spec["use_ray_gpu"] else ""
-    with recbole_environment():
-        config = Config(model=spec.get("model_class") or spec["model"], dataset=spec["dataset"],
-                        config_file_list=spec.get("config_files") or None, config_dict=config_dict)
+    config = isolated_config(spec.get("model_class") or spec["model"], spec["dataset"],
+                             spec.get("config_files") or None, config_dict)
     root = logging.getLogger()
     for handler in root.handlers[:]:  # one log file per run, not all runs into the first one
         root.removeHandler(handler)
-    init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     started = time.time()
-    _, (train_data, valid_data, test_data), _, trainer = build(config)  # build() locks the dataset folder
-    fit_start = time.perf_counter()
-    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, verbose=False, saved=True,
-                                                      show_progress=config["show_progress"])
-    train_time = time.perf_counter() - fit_start
-    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
-    bigger = bool(config["valid_metric_bigger"])
-    best_epoch = _best_epoch(trainer.valid_history, bigger)
+    trainer, result, train_time = run_once(config)  # locks the dataset folder while it loads data
+    best_epoch = _best_epoch(trainer.valid_history, bool(config["valid_metric_bigger"]))
     return {
         "model": spec["model"], "model_class": config["model"], "seed": int(spec["seed"]), "dataset": spec["dataset"],
-        "test": {k: float(v) for k, v in test_result.items()},
-        "valid": {k: float(v) for k, v in (best_valid_result or {}).items()},
-        "best_valid_score": float(best_valid_score), "valid_metric": config["valid_metric"].lower(),
+        "test": dict(result["test_result"]), "valid": dict(result["best_valid_result"] or {}),
+        "best_valid_score": result["best_valid_score"], "valid_metric": config["valid_metric"].lower(),
         "train_time_s": train_time, "run_time_s": time.time() - started,
         "epochs_to_best": None if best_epoch is None else best_epoch + 1,
         "epochs_run": trainer._epoch_idx + 1,
-        "curve": [{"epoch": int(e), "score": float(s), **{k: float(v) for k, v in r.items()}}
+        "curve": [{"epoch": int(e), "score": float(s), **plain_floats(r)}
                   for e, s, r in trainer.valid_history],
         "checkpoint": str(Path(trainer.saved_model_file).resolve()),
         "device": str(config["device"]), "machine": machine_info(), "versions": versions(),

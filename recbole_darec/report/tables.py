@@ -11,6 +11,7 @@ from pathlib import Path
 
 from recbole_darec.report.records import column_label
 from recbole_darec.report.stats import BETTER, WORSE
+from recbole_darec.text_tables import markdown_table
 
 
 def _digits(column):
@@ -57,13 +58,11 @@ def _ordered(summary):
 def to_markdown(summary):
     """GitHub-flavoured Markdown table plus its footnote."""
     header = ["Model", "Seeds"] + [column_label(c) for c in summary.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(summary.columns)) + "|"]
-    for model in _ordered(summary):
-        cells = [_cell(summary, model, c, lambda t: f"**{t}**", "±", lambda mk: mk) for c in summary.columns]
-        lines.append("| " + " | ".join([model, str(summary.n[model])] + cells) + " |")
-    for model in summary.improvement:
-        lines.append("| " + " | ".join([f"Improv. {model}", ""] + _improvement_cells(summary, model)) + " |")
-    return "\n".join(lines) + "\n\n" + footnote(summary) + "\n"
+    rows = [[model, str(summary.n[model])]
+            + [_cell(summary, model, c, lambda t: f"**{t}**", "±", lambda mk: mk) for c in summary.columns]
+            for model in _ordered(summary)]
+    rows += [[f"Improv. {model}", ""] + _improvement_cells(summary, model) for model in summary.improvement]
+    return "\n".join(markdown_table(header, rows, right_from=2)) + "\n\n" + footnote(summary) + "\n"
 
 
 def _tex(text):

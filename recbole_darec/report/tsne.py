@@ -57,11 +57,9 @@ def kmeans_silhouette(points, k, random_state=0):
 
 def load_model(checkpoint):
     """(config, model in eval mode) rebuilt from a checkpoint."""
-    from recbole_darec.config import recbole_environment
     from recbole_darec.quick_start import load_data_and_model
 
-    with recbole_environment():
-        config, model, *_ = load_data_and_model(str(checkpoint))
+    config, model, *_ = load_data_and_model(str(checkpoint))  # builds its Config apart from sys.argv
     model.eval()  # no edge dropout or masking while reading representations
     return config, model
 

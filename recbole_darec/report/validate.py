@@ -5,9 +5,9 @@ A comparison that dies on its fifth model after an hour of training is the failu
 import inspect
 from pathlib import Path
 
-
-class CompareError(ValueError):
-    """A model, dataset or setting that makes the comparison impossible; raised before any run starts."""
+from recbole_darec.config_keys import undefined_keys
+from recbole_darec.report.errors import CompareError
+from recbole_darec.report.variants import resolve
 
 
 def recbole_zoo_names():
@@ -82,18 +82,13 @@ def check_dataset(dataset, overrides=None, config_files=()):
 
 def build_config(model, dataset, config_files, overrides):
     """The RecBole Config a run of ``model`` would get (outside any RecBole environment changes)."""
-    from recbole_darec.config import Config
-    from recbole_darec.config import recbole_environment
+    from recbole_darec.config import isolated_config
 
-    with recbole_environment():
-        return Config(model=model, dataset=dataset, config_file_list=list(config_files) or None,
-                      config_dict=dict(overrides))
+    return isolated_config(model, dataset, list(config_files) or None, dict(overrides))
 
 
 def check_configs(rows, dataset, config_files, overrides, variants=None):
     """Build each row's Config once (YAML errors, missing data files, bad keys surface now, not mid-run)."""
-    from recbole_darec.report.variants import resolve
-
     for path in config_files:
         if not Path(path).is_file():
             raise CompareError(f"config file not found: {path}")
@@ -107,13 +102,20 @@ def check_configs(rows, dataset, config_files, overrides, variants=None):
             raise CompareError(f"config for {row} on {dataset} does not build: {err}") from err
 
 
+def check_variant_keys(variants, dataset, config_files, overrides):
+    """Refuse a variant key that the model's config does not define (the model would silently ignore it)."""
+    for label, variant in variants.items():
+        config = build_config(variant["model"], dataset, config_files, overrides)
+        unknown, detail = undefined_keys(variant["overrides"], config)
+        if unknown:
+            raise CompareError(f"variant '{label}': {detail}")
+
+
 def validate(models, dataset, config_files=(), overrides=None, variants=None):
     """All checks, cheapest first. ``models`` are row labels: model names or labels of ``variants``."""
-    from recbole_darec.report.variants import check_variant_keys
-
     overrides, variants = overrides or {}, variants or {}
     check_models([variants[m]["model"] if m in variants else m for m in models])
     check_dataset(dataset, overrides, config_files)
     used = {label: v for label, v in variants.items() if label in models}
-    check_variant_keys(used, dataset, config_files, overrides, build_config)
+    check_variant_keys(used, dataset, config_files, overrides)
     check_configs(models, dataset, config_files, overrides, variants)

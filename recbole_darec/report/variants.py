@@ -15,8 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from recbole_darec.config_keys import did_you_mean
-from recbole_darec.report.validate import CompareError
+from recbole_darec.report.errors import CompareError
 
 LABEL = re.compile(r"^[A-Za-z0-9_.+=-]+$")  # used in file names and comma-separated --models
 
@@ -56,16 +55,3 @@ def resolve(label, variants, overrides):
     if label in variants:
         return variants[label]["model"], {**overrides, **variants[label]["overrides"]}
     return label, dict(overrides)
-
-
-def check_variant_keys(variants, dataset, config_files, overrides, build_config):
-    """Refuse a variant key that the model's config does not define (the model would silently ignore it).
-
-    ``build_config(model, dataset, config_files, overrides)`` returns a RecBole Config.
-    """
-    for label, variant in variants.items():
-        known = set(build_config(variant["model"], dataset, config_files, overrides).final_config_dict)
-        unknown = [k for k in variant["overrides"] if k not in known]
-        if unknown:
-            detail = did_you_mean(unknown, known)
-            raise CompareError(f"variant '{label}': {detail}: not a config key of {variant['model']} on {dataset}")

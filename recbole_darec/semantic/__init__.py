@@ -6,12 +6,11 @@ Public API:
     register_semantic_buffers(model, dataset, fp16=False, check_split=True) -- frozen buffers
         ``user_semantic``/``item_semantic`` + ``*_mask`` on a model, rows = RecBole internal ids.
     generate_profile_texts(config, sides) -- the profile texts alone (user texts: training interactions only).
-    TextEncoder -- the batched mean-pooling encoder; SEMANTIC_DEFAULTS -- the ``semantic_*`` config keys.
+    TextEncoder -- the batched mean-pooling encoder (``semantic_*`` defaults: properties/model/SemanticMixin.yaml).
 """
-from recbole_darec.semantic.build import (SEMANTIC_DEFAULTS, ensure_semantic_embeddings, generate_profile_texts,
-                                         semantic_settings)
+from recbole_darec.semantic.build import ensure_semantic_embeddings, generate_profile_texts, semantic_settings
 from recbole_darec.semantic.encoder import TextEncoder, default_encoder_path
 from recbole_darec.semantic.loading import apply_semantic_config, register_semantic_buffers
 
 __all__ = ["ensure_semantic_embeddings", "register_semantic_buffers", "apply_semantic_config", "TextEncoder",
-           "default_encoder_path", "generate_profile_texts", "semantic_settings", "SEMANTIC_DEFAULTS"]
+           "default_encoder_path", "generate_profile_texts", "semantic_settings"]

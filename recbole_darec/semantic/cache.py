@@ -104,7 +104,7 @@ def is_current(entry, path, identity, texts_digest):
 # Entries are plain ``.npz`` (no pickle: read with ``allow_pickle=False``): ``meta`` (JSON of the key),
 # ``tokens`` (str array) and ``matrix`` (float32, one row per token). Each side keeps its ``CACHE_KEEP`` most
 # recently written or used entries (mtime, refreshed on every hit). Callers hold the dataset folder's lock
-# (:func:`recbole_darec.dataset_lock.folder_lock`).
+# (:func:`recbole_darec.single_run.dataset_build_lock`).
 
 CACHE_KEEP = 8
 _STALE_TMP_S = 3600  # temp files of an interrupted write older than this are removed when pruning

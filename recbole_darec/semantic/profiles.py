@@ -6,7 +6,8 @@ by the item field aggregated over the user's **training** interactions (the call
 test items can never reach a profile). A segment whose placeholders are all empty is dropped, so missing values
 don't leave "Genres: ." behind. Without a configured template every text field is listed as ``field: value``.
 
-Config keys (all optional; the ml-100k preset below applies when the dataset is ``ml-100k`` and a key is unset):
+Config keys (defaults: ``properties/model/SemanticMixin.yaml``; a dataset's templates, e.g. ml-100k's, in
+``dataset_configs/<dataset>.yaml``):
     profile_item_template / profile_user_template (str | list[str]): the templates.
     profile_value_map (dict): ``{field: {raw token: replacement}}``, e.g. gender ``M`` -> ``male``.
     profile_seq_join (dict): ``{field: joiner}`` for token_seq fields (default ``" "``).
@@ -21,29 +22,15 @@ from collections import Counter
 
 import pandas as pd
 
+from recbole_darec.semantic.defaults import with_defaults
+
 TEXT_TYPES = ("token", "token_seq", "float")
-PRESETS = {
-    "ml-100k": {
-        "profile_item_template": ["{movie_title}", "({release_year}).", "Genres: {class}."],
-        "profile_user_template": ["A {age}-year-old {gender} {occupation}.", "Favourite genres: {history_class}.",
-                                  "Recently watched: {history_movie_title}."],
-        "profile_value_map": {"gender": {"M": "male", "F": "female"}},
-        "profile_seq_join": {"class": ", "},
-        "profile_history": {"class": "count", "movie_title": "list"},
-    },
-}
-DEFAULTS = {"profile_item_template": None, "profile_user_template": None, "profile_value_map": {},
-            "profile_seq_join": {}, "profile_history": {}, "profile_max_history": 20, "profile_top_tokens": 5}
 _PLACEHOLDER = re.compile(r"{([^{}]+)}")
 
 
 def profile_settings(config):
-    """The profile keys resolved in order: config value, dataset preset, built-in default."""
-    preset = PRESETS.get(config["dataset"], {})
-    out = {}
-    for key, default in DEFAULTS.items():
-        value = config[key] if key in config else None
-        out[key] = value if value is not None else preset.get(key, default)
+    """The ``profile_*`` keys: config value (dataset YAML included), else the YAML default."""
+    out = with_defaults(config, "profile_")
     for key in ("profile_max_history", "profile_top_tokens"):
         if int(out[key]) < 1:
             raise ValueError(f"{key} must be >= 1, got {out[key]!r}")

@@ -19,10 +19,6 @@ def _driver_gpu_id(settings):
     return ""
 
 
-def _plain(result):
-    return {k: float(v) for k, v in (result or {}).items()}
-
-
 def evaluate_best(best, settings, params, exp_path, mode="reload"):
     """Evaluate the best trial on test exactly once; writes ``best_model.pth`` and ``test_result.json``.
 
@@ -44,22 +40,14 @@ def evaluate_best(best, settings, params, exp_path, mode="reload"):
 
 
 def _evaluate_best(best, settings, params, exp_path, mode):
-    from recbole.utils import init_seed
-
-    from recbole_darec.checkpoints import check_belongs, config_from_checkpoint, load_checkpoint, load_weights
-    from recbole_darec.quick_start import build
+    from recbole_darec.checkpoints import load_checkpoint
+    from recbole_darec.single_run import plain_floats, reload, run_once
 
     gpu_id = _driver_gpu_id(settings)
     model_file = exp_path / MODEL_FILE
     if mode == "reload":
         _copy_best_checkpoint(best, model_file)
-        checkpoint = load_checkpoint(model_file)
-        # The stored overrides are typed values, never evaluated (a checkpoint is data, not code).
-        config = config_from_checkpoint(checkpoint, {"gpu_id": gpu_id, "checkpoint_dir": str(exp_path)}, model_file)
-        init_seed(config["seed"], config["reproducibility"])
-        _, (train_data, valid_data, test_data), model, trainer = build(config)
-        check_belongs(checkpoint, config, trainer.split_fingerprint, model_file)
-        load_weights(model, checkpoint, model_file)
+        checkpoint, _, (_, (train_data, valid_data, test_data), _, trainer) = reload(model_file, {"gpu_id": gpu_id})
         trainer.eval_collector.data_collect(train_data)  # as fit() would, for metrics that need train counts
         # Re-validating the reloaded model checks it is the one the trial reported (cheap next to training).
         valid_result = trainer.evaluate(valid_data, load_best_model=False)
@@ -69,21 +57,18 @@ def _evaluate_best(best, settings, params, exp_path, mode):
         config_dict = {**settings["config_dict"], **params, "gpu_id": gpu_id,
                        "checkpoint_dir": str(exp_path / "retrain")}
         config_dict.pop(FAIL_ONCE_KEY, None)
-        config = build_config(settings["model"], settings["dataset"], config_dict)
-        init_seed(config["seed"], config["reproducibility"])
-        _, (train_data, valid_data, test_data), _, trainer = build(config)
-        _, valid_result = trainer.fit(train_data, valid_data, verbose=False, saved=True, show_progress=False)
+        trainer, result, _ = run_once(build_config(settings["model"], settings["dataset"], config_dict))
         shutil.copy2(trainer.saved_model_file, model_file)
         best_epoch = load_checkpoint(model_file)["epoch"]
-        test_result = trainer.evaluate(test_data, load_best_model=True)
+        valid_result, test_result = result["best_valid_result"], result["test_result"]
     record = {
         "trial_id": best.metrics.get("trial_id"),
         "params": params,
         "mode": mode,
         "best_epoch": best_epoch,
         "trial_best_valid_score": best.metrics.get("best_valid_score"),
-        "valid_result": _plain(valid_result),
-        "test_result": _plain(test_result),
+        "valid_result": plain_floats(valid_result) or {},
+        "test_result": plain_floats(test_result) or {},
         "model_file": str(model_file),
     }
     tmp = exp_path / f"{TEST_FILE}.tmp"
@@ -105,7 +90,7 @@ def _copy_best_checkpoint(best, target):
 
 def summary(result, meta, exp_path):
     """Plain-text closing report of a sweep."""
-    from recbole_darec.quick_start import format_result_table
+    from recbole_darec.text_tables import format_result_table
 
     lines = [f"Experiment: {exp_path}",
              f"Trials: {len(result.table)}  (table: trials.csv / trials.md, plots: sensitivity_*.png)",

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from recbole_darec.text_tables import markdown_table
+
 FINISHED = ("TERMINATED", "ERROR")
 
 
@@ -67,10 +69,8 @@ def to_markdown(table, digits=4):
         return "" if value is None else str(value).replace("|", "\\|")
 
     columns = list(table.columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(cell(row[c]) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[cell(row[c]) for c in columns] for _, row in table.iterrows()]
+    return "\n".join(markdown_table(columns, rows)) + "\n"
 
 
 def write_table(table, exp_path):

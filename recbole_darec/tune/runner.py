@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recbole_darec.config_keys import ESCAPE_KEY, allowed_extra_keys, did_you_mean
+from recbole_darec.config_keys import ESCAPE_KEY, allowed_extra_keys, undefined_keys
 from recbole_darec.tune.space import SEARCH_MODES, SearchSpaceError, load_space, parse_space
 from recbole_darec.tune.trainable import FAIL_ONCE_KEY, build_config, train_trial
 
@@ -106,26 +106,23 @@ def prepare(opts):
     if not opts.model or not opts.dataset or not opts.space:
         raise SweepError("--model, --dataset and --space are required (except with --resume)")
     space = load_space(opts.space, search=opts.search)
-    file_dict = {}
-    if opts.config_files:
-        for path in opts.config_files:
-            if not Path(path).is_file():
-                raise SweepError(f"config file {path} does not exist")
-        # Files are read here and their values sent to the workers, which may not see the driver's files.
-        probe = _config(opts.model, opts.dataset, {}, opts.config_files)
-        file_dict = dict(probe.file_config_dict)
+    for path in opts.config_files or []:
+        if not Path(path).is_file():
+            raise SweepError(f"config file {path} does not exist")
+    # One Config of files + overrides: its keys say what a trial may search; the files' values are sent to the
+    # workers, which may not see the driver's files.
+    probe = _config(opts.model, opts.dataset, opts.overrides or {}, opts.config_files)
+    file_dict = dict(probe.file_config_dict) if opts.config_files else {}
     base = {**file_dict, **space.fixed, **(opts.overrides or {})}
-
-    known = set(_config(opts.model, opts.dataset, {**file_dict, **(opts.overrides or {})}).final_config_dict)
-    unknown = [k for k in list(space.params) + list(space.fixed) if k not in known and k != FAIL_ONCE_KEY]
+    searched = [k for k in list(space.params) + list(space.fixed) if k != FAIL_ONCE_KEY]
+    unknown, detail = undefined_keys(searched, probe)
     if unknown and opts.allow_unknown_params:  # the Config's own unknown-key check must let them through too
         if allowed_extra_keys(base) is not None:  # None: the user already allows every key
             base[ESCAPE_KEY] = sorted(set(unknown) | allowed_extra_keys(base))
     elif unknown:
-        detail = did_you_mean(unknown, known)
         raise SweepError(
-            f"{space.source}: {detail}: not a config key of {opts.model} on {opts.dataset}, so the model would "
-            "ignore it. Fix the name, or pass --allow-unknown-params if the model reads it without a default."
+            f"{space.source}: {detail}, so the model would ignore it. Fix the name, or pass "
+            "--allow-unknown-params if the model reads it without a default."
         )
     config = _config(opts.model, opts.dataset, base)
     eval_step = config["eval_step"] or 0
@@ -146,22 +143,11 @@ def prepare(opts):
 def _config(model, dataset, config_dict, config_files=None):
     """A driver-side Config; model/dataset mistakes surface here, before Ray starts, as SweepError."""
     try:
-        return _make_config(model, dataset, config_dict, config_files)
+        return build_config(model, dataset, config_dict, list(config_files or []) or None)
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise SweepError(str(err).strip('"')) from err
     except ImportError as err:  # RecBole's zoo lookup imports optional libraries while searching for a name
         raise SweepError(f"cannot load model '{model}': {err}") from err
-
-
-def _make_config(model, dataset, config_dict, config_files):
-    if config_files:
-        from recbole_darec.config import Config
-        from recbole_darec.config import recbole_environment
-
-        with recbole_environment():
-            return Config(model=model, dataset=dataset, config_file_list=list(config_files),
-                          config_dict=dict(config_dict))
-    return build_config(model, dataset, config_dict)
 
 
 def _max_evaluations(config, space):

@@ -11,8 +11,6 @@ import shutil
 import warnings
 from pathlib import Path
 
-from recbole_darec.config import recbole_environment
-
 # Fault injection for checking retries: a trial whose config holds this key (a file path) raises once, right
 # after its first report, when that file does not exist yet (it creates the file first, so the retry succeeds).
 FAIL_ONCE_KEY = "tune_fail_once"
@@ -21,13 +19,12 @@ BEST_FILE = "best.pth"
 BEST_KEY = "tune_best"  # in latest.pth: epoch and valid metrics of the trial's best evaluation
 
 
-def build_config(model, dataset, config_dict):
+def build_config(model, dataset, config_dict, config_files=None):
     """The plugin Config for ``model``/``dataset`` from a plain dict, ignoring the process's command line."""
     import recbole_darec  # noqa: F401  (compat shims first)
-    from recbole_darec.config import Config
+    from recbole_darec.config import isolated_config
 
-    with recbole_environment():
-        return Config(model=model, dataset=dataset, config_dict=dict(config_dict))
+    return isolated_config(model, dataset, config_files, dict(config_dict))
 
 
 def train_trial(params, settings):
@@ -41,10 +38,9 @@ def train_trial(params, settings):
     import recbole_darec  # noqa: F401  (compat shims must apply inside the worker process too)
     import torch
     from ray import tune
-    from recbole.utils import init_seed
 
     from recbole_darec.checkpoints import load_checkpoint
-    from recbole_darec.quick_start import build
+    from recbole_darec.single_run import run_once
 
     _quiet_worker()
     torch.set_num_threads(max(1, int(settings.get("cpus_per_trial") or 1)))
@@ -63,21 +59,20 @@ def train_trial(params, settings):
         gpu_id=os.environ.get("CUDA_VISIBLE_DEVICES", "") if settings.get("gpus_per_trial") else "",
     )
     config = build_config(settings["model"], settings["dataset"], config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    _, (train_data, valid_data, _), _, trainer = build(config)
+    reporter = _Reporter(checkpoint_dir, fail_marker)
 
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:  # a retried or resumed trial: continue after its last evaluation
+    def resume_from_ray(trainer):  # a retried or resumed trial: continue after its last evaluation
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return
         with checkpoint.as_directory() as folder:
             for name in (LATEST_FILE, BEST_FILE):
                 if (Path(folder) / name).is_file():
                     shutil.copy2(Path(folder) / name, checkpoint_dir / name)
         trainer.resume_checkpoint(checkpoint_dir / LATEST_FILE)
-    reporter = _Reporter(checkpoint_dir, fail_marker)
-    if checkpoint is not None:
         reporter.best = load_checkpoint(checkpoint_dir / LATEST_FILE).get(BEST_KEY, {})
-    trainer.epoch_callback = reporter
-    trainer.fit(train_data, valid_data, verbose=False, saved=False, show_progress=False)
+
+    run_once(config, saved=False, epoch_callback=reporter, before_fit=resume_from_ray, test=False)
 
 
 def _quiet_worker():
@@ -101,6 +96,8 @@ class _Reporter:
         from ray import tune
         from recbole.utils import early_stopping
 
+        from recbole_darec.single_run import plain_floats
+
         # The callback runs before RecBole updates its early-stopping state, so compute that update here: the
         # checkpoint must hold the state *after* this evaluation for a resumed trial to stop at the same epoch.
         best, cur_step, stop, improved = early_stopping(
@@ -109,11 +106,11 @@ class _Reporter:
         )
         if improved:
             trainer._save_checkpoint(epoch_idx, verbose=False, saved_model_file=str(self.checkpoint_dir / BEST_FILE))
-            self.best = {"epoch": int(epoch_idx), **{k: float(v) for k, v in valid_result.items()}}
+            self.best = {"epoch": int(epoch_idx), **plain_floats(valid_result)}
         state = trainer._checkpoint_state(epoch_idx)
         state.update(best_valid_score=float(best), cur_step=cur_step)
         if improved:
-            state["best_valid_result"] = {k: float(v) for k, v in valid_result.items()}
+            state["best_valid_result"] = dict(plain_floats(valid_result))
         state[BEST_KEY] = dict(self.best)
         tmp = self.checkpoint_dir / f"{LATEST_FILE}.tmp"
         torch.save(state, tmp)

@@ -80,7 +80,7 @@ class CachedDotProductScoring:
 class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
     """Abstract graph backbone: subclasses implement :meth:`propagate_from` (and may extend the loss).
 
-    Config keys (defaults in ``defaults``, mirrored by ``properties/model/<Model>.yaml``):
+    Config keys (defaults in ``properties/model/<Model>.yaml``, the one place they are written):
         embedding_size (int): dimension d of the user/item embeddings.
         n_layers (int): number of propagation layers.
         reg_weight (float): weight of the regulariser chosen by ``reg_convention``.
@@ -93,8 +93,6 @@ class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
 
     input_type = InputType.PAIRWISE
     loss_names = ("bpr", "reg")
-    defaults = {"embedding_size": 64, "n_layers": 2, "reg_weight": 1e-5, "require_pow": False,
-                "reg_convention": "emb_loss"}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -128,17 +126,13 @@ class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
 
     @classmethod
     def param(cls, config, key):
-        """``config[key]``, or the class default (merged along the MRO) when the config lacks the key, so a
-        model composed on a backbone needs no copy of the backbone's YAML."""
+        """``config[key]``, set by ``properties/model/<Model>.yaml`` (the plugin Config loads the YAML of every
+        class of a model, so a model composed on a backbone gets the backbone's)."""
         value = config[key] if key in config else None
-        if value is not None:
-            return value
-        merged = {}
-        for klass in reversed(cls.__mro__):
-            merged.update(vars(klass).get("defaults", {}))
-        if key not in merged:
-            raise KeyError(f"{cls.__name__}: config key '{key}' missing and has no default")
-        return merged[key]
+        if value is None:
+            raise KeyError(f"{cls.__name__}: config key '{key}' has no value; its default belongs in "
+                           f"properties/model/{cls.__name__}.yaml")
+        return value
 
     # ------------------------------------------------------------------ propagation
     def get_ego_embeddings(self):

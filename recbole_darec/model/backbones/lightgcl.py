@@ -15,8 +15,8 @@ decay). ``cl_similarity: dot`` (default) is the authors' code -- raw dot product
 to [-5, 5]; ``cosine`` is the paper's equation (its gradients through the normalisation of the small
 propagated embeddings left BPR nearly flat over the first epoch of our ml-100k check, dot did not).
 Scores use the local view; evaluation has no dropout, so it is deterministic.
-Defaults are the authors' code defaults (d 64, L 2, q 5, tau 0.2, lambda_1 0.2, lambda_2 1e-7, dropout 0.0; the
-paper also reports dropout 0.25 on some datasets: ``edge_keep_prob: 0.75``).
+Defaults (``properties/model/LightGCL.yaml``) are the authors' code defaults but for ``cl_weight``; the paper
+also reports dropout 0.25 on some datasets: ``edge_keep_prob: 0.75``.
 """
 import torch
 
@@ -38,8 +38,6 @@ class LightGCL(GraphBackbone):
     """
 
     loss_names = ("bpr", "reg", "cl")
-    defaults = {"n_layers": 2, "reg_weight": 1e-7, "svd_rank": 5, "cl_temperature": 0.2, "cl_weight": 0.01,
-                "cl_similarity": "dot", "edge_keep_prob": 1.0, "cl_negatives": "all"}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -25,8 +25,6 @@ class LightGCNBackbone(GraphBackbone):
             code: drop normalised entries, no rescaling) or ``renorm`` (SGL: drop interactions, recompute degrees).
     """
 
-    defaults = {"n_layers": 2, "layer_combine": "mean", "edge_keep_prob": 1.0, "edge_drop_mode": "rescale"}
-
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         # parameters

@@ -63,8 +63,6 @@ class SGLBackbone(GraphBackbone):
     """
 
     loss_names = ("bpr", "reg", "ssl")
-    defaults = {"n_layers": 3, "sgl_view_type": "ED", "drop_ratio": 0.1, "ssl_tau": 0.5, "ssl_weight": 0.05,
-                "layer_combine": "mean", "ssl_negatives": "all"}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -13,7 +13,7 @@ import torch
 
 from recbole_darec.model.alignment import DaRecHead
 from recbole_darec.model.alignment.darec_head import DARec_TERMS
-from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys, config_value
+from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys
 
 # DaRecHead parameter -> config key: ``darec_<parameter>``, except two names that follow the paper's symbols
 # (defaults: properties/model/DaRecMixin.yaml, else DaRecHead's signature).
@@ -27,16 +27,18 @@ class DaRecMixin(SemanticMixin):
     """Composes :class:`DaRecHead` with the backbone it is mixed into (listed after it in the bases)."""
 
     head_loss_names = DARec_TERMS
+    head_class = DaRecHead
+    head_keys = HEAD_KEYS
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         # parameters
-        self.score_with = config_value(config, "darec_score_with", "backbone")
+        self.score_with = config["darec_score_with"]  # default: properties/model/DaRecMixin.yaml
         if self.score_with not in SCORE_MODES:
             raise ValueError(f"config darec_score_with={self.score_with!r}: must be one of {SCORE_MODES}")
         # layers
         head_factory = lambda **kw: DaRecHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
-        self.head = build_with_config_keys(head_factory, config, HEAD_KEYS)
+        self.head = build_with_config_keys(head_factory, config, self.head_keys)
         if self.head.degree_coupling:  # training degree per user / item (non-persistent: derived from the data)
             inter = dataset.inter_feat
             for name, field, n in (("user_degree", self.USER_ID, self.n_users),

@@ -17,11 +17,13 @@ class RLMRecConMixin(SemanticMixin):
     """Composes :class:`RLMRecConHead` with the backbone listed after it in the bases."""
 
     head_loss_names = ("rlmrec_con",)
+    head_class = RLMRecConHead
+    head_keys = {"kd_weight": "kd_weight", "tau": "kd_tau"}  # head parameter -> config key
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         factory = lambda **kw: RLMRecConHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
-        self.head = build_with_config_keys(factory, config, {"kd_weight": "kd_weight", "tau": "kd_tau"})
+        self.head = build_with_config_keys(factory, config, self.head_keys)
 
     def head_loss(self, interaction, user_all, item_all, backbone_terms=()):
         total = user_all.new_zeros(())
@@ -38,12 +40,13 @@ class RLMRecGenMixin(SemanticMixin):
     """Composes :class:`RLMRecGenHead` with the backbone; needs ``get_ego_embeddings`` and ``forward(ego_override)``."""
 
     head_loss_names = ("rlmrec_gen",)
+    head_class = RLMRecGenHead
+    head_keys = {"recon_weight": "recon_weight", "mask_ratio": "mask_ratio", "tau": "recon_tau"}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         factory = lambda **kw: RLMRecGenHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
-        self.head = build_with_config_keys(
-            factory, config, {"recon_weight": "recon_weight", "mask_ratio": "mask_ratio", "tau": "recon_tau"})
+        self.head = build_with_config_keys(factory, config, self.head_keys)
         self._masked_index = None
 
     def training_embeddings(self, interaction):

@@ -16,12 +16,6 @@ from recbole_darec.semantic.build import semantic_settings
 from recbole_darec.semantic.whiten import pca_tables
 
 
-def config_value(config, key, default):
-    """``config[key]`` unless unset (RecBole's Config returns None for unknown keys)."""
-    value = config[key] if key in config else None
-    return default if value is None else value
-
-
 def build_with_config_keys(factory, config, key_of_param):
     """Call ``factory(**kwargs)`` with the config keys that are set (others keep the factory's defaults);
     a ValueError from the factory is re-raised naming the offending config key.
@@ -39,7 +33,11 @@ def build_with_config_keys(factory, config, key_of_param):
 
 
 class SemanticMixin:
-    """Loads the frozen LLM-side tables (``user_semantic``/``item_semantic`` + masks) before the backbone runs."""
+    """Loads the frozen LLM-side tables (``user_semantic``/``item_semantic`` + masks) before the backbone runs.
+
+    A head mixin sets ``head_class`` and ``head_keys`` (head parameter -> config key; the defaults are in the
+    mixin's ``properties/model/<Mixin>.yaml``).
+    """
 
     @classmethod
     def prepare_data(cls, config):
@@ -55,12 +53,12 @@ class SemanticMixin:
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        settings = semantic_settings(config)  # semantic_* keys, defaults in recbole_darec/semantic/build.py
+        settings = semantic_settings(config)  # defaults: properties/model/SemanticMixin.yaml
         self.semantic_dim = register_semantic_buffers(self, dataset, fp16=bool(settings["semantic_fp16"]),
                                                       check_split=bool(settings["semantic_check_split"]))
         if settings["semantic_pca_dim"]:
             self._reduce_semantic_tables(int(settings["semantic_pca_dim"]), bool(settings["semantic_pca_whiten"]))
-        self._grad_share_pending = bool(config_value(config, "log_grad_share", False))  # every head, not only DaRec
+        self._grad_share_pending = bool(config["log_grad_share"])  # every head, not only DaRec
 
     def _reduce_semantic_tables(self, dim, whiten):
         """Replace the LLM tables by their top-``dim`` principal components (computed once, at build time)."""
@@ -110,4 +108,3 @@ class SemanticMixin:
         base = norms.get(self.backbone_loss_names[0]) or float("nan")
         shares = ", ".join(f"{k}: {v:.3g} ({v / base:.3g}x)" for k, v in norms.items())
         logging.getLogger().info(f"gradient norm on embedding tables at step 1 (ratio to {self.backbone_loss_names[0]}): {shares}")
-        self.first_step_grad_norms = norms

@@ -3,7 +3,6 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 
 from recbole_darec.model.backbones.base import CachedDotProductScoring
-from recbole_darec.model.composed.semantic import config_value
 
 
 class ZooBackbone(CachedDotProductScoring, GeneralRecommender):
@@ -22,7 +21,7 @@ class ZooBackbone(CachedDotProductScoring, GeneralRecommender):
         super().__init__(config, dataset)
         from recbole_darec.model import get_model
 
-        name = config_value(config, "backbone", None)
+        name = config["backbone"]  # RecBole's Config returns None for an unset key
         if not name:
             raise ValueError("config key 'backbone' must name a model with forward() -> (user_e, item_e), e.g. LightGCN")
         self.backbone = get_model(name)(config, dataset)
