@@ -86,6 +86,30 @@ def test_global_gram_form_matches_dense_definition(mode):
     assert global_structure_loss(a, b, mode).item() == pytest.approx(ref.item(), rel=1e-9, abs=1e-12)
 
 
+@pytest.mark.parametrize("mode", ["mse", "centered", "standardized", "neighbors"])
+def test_global_cross_block_matches_dense_definition(mode):
+    """global_pairs='cross': only the users × items block of S (rows [:n_first] against the rest) is compared."""
+    g = gen(4)
+    a, b = torch.randn(30, 5, generator=g, dtype=D64), torch.randn(30, 7, generator=g, dtype=D64) + 0.5
+    n_u = 12
+    sa, sb = ((F.normalize(v, dim=1)[:n_u] @ F.normalize(v, dim=1)[n_u:].t()) for v in (a, b))
+    if mode == "neighbors":
+        kl = lambda t, s: (F.softmax(t, 1) * (F.log_softmax(t, 1) - F.log_softmax(s, 1))).sum(1).mean()  # noqa: E731
+        ref = 0.5 * (kl(sb / 0.1, sa / 0.1) + kl(sb.t() / 0.1, sa.t() / 0.1))
+    else:
+        xa, xb = sa.flatten(), sb.flatten()
+        if mode != "mse":
+            xa, xb = xa - xa.mean(), xb - xb.mean()
+        if mode == "standardized":
+            xa, xb = xa / xa.pow(2).mean().sqrt(), xb / xb.pow(2).mean().sqrt()
+        ref = (xa - xb).pow(2).mean()
+    got = global_structure_loss(a, b, mode, tau=0.1, n_first=n_u)
+    assert got.item() == pytest.approx(ref.item(), rel=1e-9, abs=1e-12)
+    assert got.item() != pytest.approx(global_structure_loss(a, b, mode, tau=0.1).item())  # not all pairs
+    with pytest.raises(ValueError, match="n_first"):
+        global_structure_loss(a, b, mode, n_first=30)
+
+
 def test_global_anisotropic_llm_side_only_penalised_by_mse():
     # z_l = [sqrt(a) z_c, sqrt(1-a) e]: cos_L = a cos_C + (1-a), a uniformly high-cosine copy of the CF structure
     g = gen(3)
@@ -425,5 +449,8 @@ def test_grad_norms_reports_each_term():
     terms = make_head()(cf, llm, generator=gen(1))
     norms = grad_norms(terms, cf)
     assert set(norms) == set(DARec_TERMS)
-    assert norms["darec_global"] > 0 and norms["darec_local"] > 0
-    assert norms["darec_orth"] == 0.0 and norms["darec_unif"] == 0.0  # stop-grad default
+    assert norms["darec_global"] > 0
+    # stop-grad defaults: the local term and the regularisers train the projectors only
+    assert norms["darec_local"] == norms["darec_orth"] == norms["darec_unif"] == 0.0
+    reaching = grad_norms(make_head(local_stopgrad=False)(cf, llm, generator=gen(1)), cf)
+    assert reaching["darec_local"] > 0

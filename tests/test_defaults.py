@@ -12,11 +12,6 @@ from recbole_darec.semantic.build import semantic_settings
 from recbole_darec.semantic.profiles import profile_settings
 
 
-# DaRecHead's own signature (alignment/darec_head.py, edited on main at the time of writing) still differs here;
-# models always pass the YAML value. Remove an entry once the signature follows DaRecMixin.yaml.
-KNOWN_HEAD_DIFFERENCES = {("DaRecHead", "reg_sample"), ("DaRecHead", "local_stopgrad")}
-
-
 def _config(name):
     extra = {"backbone": "LightGCN"} if name == "DaRec" else {}  # the generic head names a zoo backbone
     return Config(model=name, dataset="ml-100k", config_dict={"state": "WARNING", **extra})
@@ -30,7 +25,7 @@ def test_constructor_defaults_equal_the_yaml(name):
         signature = inspect.signature(head_class).parameters
         differ = {(head_class.__name__, param) for param, key in model_class.head_keys.items()
                   if key in config.final_config_dict and config[key] != signature[param].default}
-        assert differ <= KNOWN_HEAD_DIFFERENCES, differ
+        assert not differ, differ
     if issubclass(model_class, SemanticMixin):  # the LLM side's keys are all in the model's config
         for key in list(semantic_settings({})) + list(profile_settings({})) + ["log_grad_share"]:
             assert key in config.final_config_dict, key
@@ -53,3 +48,11 @@ def test_variants_accept_llm_side_keys():
     from recbole_darec.report.validate import check_variant_keys
 
     check_variant_keys({"pca32": {"model": "DaRecLightGCN", "overrides": {"semantic_pca_dim": 32}}}, "ml-100k", (), {})
+
+
+def test_every_head_parameter_has_a_config_key():
+    """A new head parameter without a config key would be unreachable from YAML and the CLI."""
+    for name in ("DaRecLightGCN", "RLMRecConLightGCN", "RLMRecGenLightGCN"):
+        model_class = get_model(name)
+        params = set(inspect.signature(model_class.head_class).parameters) - {"d_cf", "d_llm"}
+        assert params == set(model_class.head_keys), name

@@ -7,7 +7,6 @@ Per step: Ω = the batch's unique users and positive items (at most ``darec_samp
 (the embeddings the backbone scores with) and frozen LLM rows go through :class:`DaRecHead`; rows without a profile
 are masked out. Scoring uses the backbone's embeddings (plug-and-play) unless ``darec_score_with: shared_specific``.
 """
-import inspect
 
 import torch
 
@@ -15,11 +14,19 @@ from recbole_darec.model.alignment import DaRecHead
 from recbole_darec.model.alignment.darec_head import DARec_TERMS
 from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys
 
-# DaRecHead parameter -> config key: ``darec_<parameter>``, except two names that follow the paper's symbols
-# (defaults: properties/model/DaRecMixin.yaml, else DaRecHead's signature).
-_PAPER_NAMES = {"lam": "darec_lambda", "n_clusters": "darec_k"}
-HEAD_KEYS = {param: _PAPER_NAMES.get(param, f"darec_{param}")
-             for param in inspect.signature(DaRecHead).parameters if param not in ("d_cf", "d_llm")}
+# DaRecHead parameter -> config key, spelled out so a key can be found by grep; λ and K follow the paper's
+# symbols. Defaults: properties/model/DaRecMixin.yaml (tests/test_defaults.py checks the signature agrees).
+HEAD_KEYS = {
+    "d_proj": "darec_d_proj", "lam": "darec_lambda", "n_clusters": "darec_k", "sample_size": "darec_sample_size",
+    "w_global": "darec_w_global", "w_local": "darec_w_local", "w_orth": "darec_w_orth", "w_unif": "darec_w_unif",
+    "reg_sample": "darec_reg_sample", "unif_t": "darec_unif_t", "local_mode": "darec_local_mode",
+    "local_tau": "darec_local_tau", "kmeans_iters": "darec_kmeans_iters", "kmeans_init": "darec_kmeans_init",
+    "global_mode": "darec_global_mode", "global_tau": "darec_global_tau", "global_pairs": "darec_global_pairs",
+    "global_teacher": "darec_global_teacher", "degree_coupling": "darec_degree_coupling",
+    "regularizer_stopgrad": "darec_regularizer_stopgrad", "local_stopgrad": "darec_local_stopgrad",
+    "structure_grad_scale": "darec_structure_grad_scale", "center_llm": "darec_center_llm",
+    "warmup_steps": "darec_warmup_steps",
+}
 SCORE_MODES = ("backbone", "shared_specific")
 
 
