@@ -45,7 +45,7 @@ __all__ = ["DaRecHead", "DARec_TERMS"]
 
 DARec_TERMS = ("darec_global", "darec_local", "darec_orth", "darec_unif")
 GRAD_SCALES = ("auto", "none", "relative")
-GLOBAL_PAIRS = ("all", "cross")
+GLOBAL_PAIRS = ("all", "cross", "items")
 KMEANS_INITS = ("kmeans++", "warm")
 
 
@@ -72,9 +72,10 @@ class DaRecHead(nn.Module):
         global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` | ``'neighbors'`` (see
             ``global_structure_loss``).
         global_tau: temperature of the 'neighbors' global mode.
-        global_pairs: ``'all'`` (every pair of Ω) or ``'cross'`` (only user–item pairs: the global term then
-            compares the two sides' user–item similarities, a content ranking on the LLM side; the caller passes
-            ``n_users``, the number of leading user rows).
+        global_pairs: ``'all'`` (every pair of Ω), ``'cross'`` (only user–item pairs: the global term then
+            compares the two sides' user–item similarities, a content ranking on the LLM side) or ``'items'``
+            (only item–item pairs: the structure of the item texts); the last two need ``n_users``, the number
+            of leading user rows.
         global_teacher: the global term treats the LLM side's shared similarity structure as a fixed target
             (no gradient into the LLM-side projector through it), so the structure can only be matched by moving
             the CF side; the LLM-side projector is still trained by the local term and the regularisers.
@@ -287,9 +288,9 @@ class DaRecHead(nn.Module):
         if self.training:
             self._step += 1
         out = {name: cf_emb.new_zeros(()) for name in DARec_TERMS}
-        if self.global_pairs == "cross":
+        if self.global_pairs != "all":
             if n_users is None:
-                raise ValueError("global_pairs='cross' needs n_users (the number of leading user rows)")
+                raise ValueError(f"global_pairs={self.global_pairs!r} needs n_users (the number of leading user rows)")
             n_users = int(mask[:n_users].sum()) if mask is not None else n_users
         if mask is not None:
             cf_emb, llm_emb = cf_emb[mask], llm_emb[mask]
@@ -311,11 +312,13 @@ class DaRecHead(nn.Module):
     def _structure_terms(self, out, coef, cf_coupled, cf_emb, l_sh, generator, n_users):
         """Global and local alignment of the shared parts (the only terms that may reach E^C)."""
         c_sh = self.cf_shared(cf_coupled)
-        cross = self.global_pairs == "cross"
-        if coef["darec_global"] and not (cross and not 0 < n_users < c_sh.shape[0]):  # cross needs both sides
+        pairs, n = self.global_pairs, c_sh.shape[0]
+        computable = {"all": True, "cross": 0 < (n_users or 0) < n, "items": n - (n_users or 0) >= 2}[pairs]
+        if coef["darec_global"] and computable:
             target = l_sh.detach() if self.global_teacher else l_sh
-            global_loss = global_structure_loss(c_sh, target, self.global_mode, tau=self.global_tau,
-                                                n_first=n_users if cross else None)
+            c_g, l_g = (c_sh[n_users:], target[n_users:]) if pairs == "items" else (c_sh, target)
+            global_loss = global_structure_loss(c_g, l_g, self.global_mode, tau=self.global_tau,
+                                                n_first=n_users if pairs == "cross" else None)
             out["darec_global"] = coef["darec_global"] * global_loss
         if coef["darec_local"]:
             c_local = self.cf_shared(cf_emb.detach()) if self.local_stopgrad else c_sh
