@@ -208,3 +208,27 @@ def test_degree_coupling_scales_each_rows_gradient_by_one_plus_d0_over_degree():
 def test_degree_coupling_is_validated():
     with pytest.raises(ValueError, match="degree_coupling"):
         make_head(degree_coupling=-1.0)
+
+
+@pytest.mark.parametrize("pairs", ["cross", "items"])
+def test_global_pairs_use_the_rows_after_masking(pairs):
+    """'cross' / 'items' compare the masked rows' user–item / item–item block; n_users counts users before the mask."""
+    from recbole_darec.model.alignment import global_structure_loss
+
+    cf, llm = rows()
+    n, n_users = cf.shape[0], cf.shape[0] // 3
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[::5] = False  # some users and some items without a profile
+    head = make_head(global_pairs=pairs, w_local=0.0, w_orth=0.0, w_unif=0.0, center_llm=False)
+    got = head(cf, llm, mask=mask, n_users=n_users)["darec_global"]
+    kept_users = int(mask[:n_users].sum())
+    c_sh, l_sh = head.cf_shared(cf[mask]), head.llm_shared(llm[mask])
+    if pairs == "items":
+        c_sh, l_sh = c_sh[kept_users:], l_sh[kept_users:]
+    ref = head.lam * global_structure_loss(c_sh, l_sh, head.global_mode,
+                                           n_first=kept_users if pairs == "cross" else None)
+    assert got.item() == pytest.approx(ref.item(), rel=1e-9)
+    with pytest.raises(ValueError, match="n_users"):
+        head(cf, llm)
+    only_users = head(cf, llm, n_users=n)["darec_global"]  # no item in Ω: the block is empty, the term is 0
+    assert only_users.item() == 0.0 and not only_users.requires_grad
