@@ -120,9 +120,14 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
     pairs = n * (n - 1)
     m_c = (zc.sum(0).pow(2).sum() - n) / pairs
     m_l = (zl.sum(0).pow(2).sum() - n) / pairs
-    var_c = ((cc - n) / pairs - m_c * m_c).clamp_min(0.0)
-    var_l = ((ll - n) / pairs - m_l * m_l).clamp_min(0.0)
-    cov = (cl - n) / pairs - m_c * m_l
+    return _centered_match(mode, (cc - n) / pairs, (ll - n) / pairs, (cl - n) / pairs, m_c, m_l)
+
+
+def _centered_match(mode, cc, ll, cl, m_c, m_l):
+    """'centered' / 'standardized' from the compared pairs' moments: mean (S^C)², (S^L)², S^C·S^L and means m."""
+    var_c = (cc - m_c * m_c).clamp_min(0.0)
+    var_l = (ll - m_l * m_l).clamp_min(0.0)
+    cov = cl - m_c * m_l
     if mode == "centered":
         return (var_c + var_l - 2.0 * cov).clamp_min(0.0)
     # eps keeps a fully collapsed side (std 0) finite instead of NaN
@@ -149,14 +154,7 @@ def _cross_structure_loss(zc: torch.Tensor, zl: torch.Tensor, mode: str, tau: fl
     cl = ((cu.t() @ lu) * (ci.t() @ li)).sum() / pairs
     if mode == "mse":
         return (cc + ll - 2.0 * cl).clamp_min(0.0)
-    m_c = cu.sum(0) @ ci.sum(0) / pairs
-    m_l = lu.sum(0) @ li.sum(0) / pairs
-    var_c, var_l = (cc - m_c * m_c).clamp_min(0.0), (ll - m_l * m_l).clamp_min(0.0)
-    cov = cl - m_c * m_l
-    if mode == "centered":
-        return (var_c + var_l - 2.0 * cov).clamp_min(0.0)
-    corr = cov / torch.sqrt((var_c + 1e-12) * (var_l + 1e-12))
-    return (2.0 - 2.0 * corr).clamp(0.0, 4.0)
+    return _centered_match(mode, cc, ll, cl, cu.sum(0) @ ci.sum(0) / pairs, lu.sum(0) @ li.sum(0) / pairs)
 
 
 def _kl_rows(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
