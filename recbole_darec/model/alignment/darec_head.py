@@ -20,7 +20,8 @@ row's scale, so its gradient grows like 1/||e||). Switches, with the literal var
   λ·||∇ L_rank|| on the same rows (the caller passes that norm), so λ is the ratio of the two gradients at
   every step. ``'none'`` (= 1.0) is the literal spec; a float multiplies.
 * ``center_llm`` - subtract the sampled LLM rows' mean before projecting (sentence embeddings are anisotropic).
-* ``global_mode`` - 'mse' (literal) / 'centered' / 'standardized' / 'neighbors' (``losses.global_structure_loss``).
+* ``global_mode`` - 'mse' (literal) / 'centered' / 'standardized' / 'neighbors' / 'crossview'
+  (``losses.global_structure_loss``).
 * ``warmup_steps`` - λ ramps linearly over that many training-mode calls.
 """
 from __future__ import annotations
@@ -69,8 +70,8 @@ class DaRecHead(nn.Module):
         kmeans_iters: Lloyd iterations per side per call.
         kmeans_init: ``'kmeans++'`` (fresh seeding every step) or ``'warm'`` (start from the previous training
             step's centres; the first step, and the first after loading a checkpoint, seeds with k-means++).
-        global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` | ``'neighbors'`` (see
-            ``global_structure_loss``).
+        global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` | ``'neighbors'`` | ``'crossview'`` (see
+            ``global_structure_loss``; 'crossview' takes global_pairs 'all' or 'items').
         global_tau: temperature of the 'neighbors' global mode.
         global_pairs: ``'all'`` (every pair of Ω), ``'cross'`` (only user–item pairs: the global term then
             compares the two sides' user–item similarities, a content ranking on the LLM side) or ``'items'``
@@ -160,6 +161,9 @@ class DaRecHead(nn.Module):
             raise ValueError(f"global_mode must be one of {GLOBAL_MODES}, got {global_mode!r}")
         if global_pairs not in GLOBAL_PAIRS:
             raise ValueError(f"global_pairs must be one of {GLOBAL_PAIRS}, got {global_pairs!r}")
+        if global_mode == "crossview" and global_pairs == "cross":
+            raise ValueError("global_mode='crossview' compares each node's two views; global_pairs must be 'all' or "
+                             "'items', got 'cross'")
         bad_scale = (structure_grad_scale not in GRAD_SCALES if isinstance(structure_grad_scale, str)
                      else not math.isfinite(float(structure_grad_scale)) or structure_grad_scale < 0)
         if bad_scale:

@@ -21,7 +21,7 @@ __all__ = [
     "local_structure_loss", "LOCAL_MODES", "info_nce", "grad_norms",
 ]
 
-GLOBAL_MODES = ("mse", "centered", "standardized", "neighbors")
+GLOBAL_MODES = ("mse", "centered", "standardized", "neighbors", "crossview")
 LOCAL_MODES = ("mse", "infonce", "assign")
 
 
@@ -90,6 +90,11 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
       ``P_i = softmax_{j≠i}(S_ij / tau)``, the LLM side the teacher (no gradient through it). The MSE modes are
       dominated by the many unrelated pairs; this one asks that a node's closest LLM neighbours become close
       in the CF space too. Materialises two N×N matrices (N ≤ N̂), O(N²·d).
+    * ``'crossview'``: the *cross-view* similarity ``S^{CL} = Z^C Z^Lᵀ`` (row i of one side against row j of the
+      other) towards the identity: ``mean_i (1 − S^{CL}_ii)² + mean_{i≠j} (S^{CL}_ij)²``. Each node's two shared
+      views should agree and different nodes' views should be decorrelated; the two halves are averaged
+      separately, because a plain mean over N² entries would give the N diagonal entries a weight of 1/N. Rows
+      must correspond (row i is the same node on both sides) and both sides need the same width.
 
     The three MSE modes never materialise an N×N matrix: they are written with d×d Gram matrices
     (``Σ_ij S^C_ij S^L_ij = ||Z^Cᵀ Z^L||_F²``), so their cost is O(N·d²). The two sides may have different d.
@@ -106,6 +111,10 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
     if mode not in GLOBAL_MODES:
         raise ValueError(f"mode must be one of {GLOBAL_MODES}, got {mode!r}")
     zc, zl = norm_rows(z_cf), norm_rows(z_llm)
+    if mode == "crossview":
+        if n_first is not None:
+            raise ValueError("mode 'crossview' compares every row with every row; it takes no n_first")
+        return _crossview_identity(zc, zl)
     if n_first is not None:
         return _cross_structure_loss(zc, zl, mode, tau, n_first)
     if mode == "neighbors":
@@ -155,6 +164,19 @@ def _cross_structure_loss(zc: torch.Tensor, zl: torch.Tensor, mode: str, tau: fl
     if mode == "mse":
         return (cc + ll - 2.0 * cl).clamp_min(0.0)
     return _centered_match(mode, cc, ll, cl, cu.sum(0) @ ci.sum(0) / pairs, lu.sum(0) @ li.sum(0) / pairs)
+
+
+def _crossview_identity(zc: torch.Tensor, zl: torch.Tensor) -> torch.Tensor:
+    """'crossview' on unit rows: diagonal of Z^C Z^Lᵀ towards 1, its off-diagonal towards 0 (Gram form)."""
+    if zc.shape != zl.shape:
+        raise ValueError(f"mode 'crossview' needs the same shape on both sides, got {tuple(zc.shape)} and "
+                         f"{tuple(zl.shape)}")
+    n = zc.shape[0]
+    diagonal = (zc * zl).sum(-1)
+    # Σ_ij (S^{CL}_ij)² = <Z^Cᵀ Z^C, Z^Lᵀ Z^L>_F (two d×d Gram matrices, no N×N matrix)
+    total = ((zc.t() @ zc) * (zl.t() @ zl)).sum()
+    off_diagonal = (total - diagonal.pow(2).sum()).clamp_min(0.0) / (n * (n - 1))
+    return (1.0 - diagonal).pow(2).mean() + off_diagonal
 
 
 def _kl_rows(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
