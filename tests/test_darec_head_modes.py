@@ -232,3 +232,32 @@ def test_global_pairs_use_the_rows_after_masking(pairs):
         head(cf, llm)
     only_users = head(cf, llm, n_users=n)["darec_global"]  # no item in Ω: the block is empty, the term is 0
     assert only_users.item() == 0.0 and not only_users.requires_grad
+
+
+# --- global_mode='crossview' ------------------------------------------------------------------------------------
+def test_crossview_mode_matches_its_dense_definition_and_rewards_own_views():
+    from recbole_darec.model.alignment import global_structure_loss
+
+    cf, llm = clustered_pair()
+    got = global_structure_loss(cf, llm, "crossview")
+    zc, zl = torch.nn.functional.normalize(cf, dim=1), torch.nn.functional.normalize(llm, dim=1)
+    s = zc @ zl.t()
+    off = ~torch.eye(s.shape[0], dtype=torch.bool)
+    assert got.item() == pytest.approx(((1 - s.diagonal()) ** 2).mean().item() + (s[off] ** 2).mean().item(),
+                                       rel=1e-10)
+    # the same rows on both sides beat a permutation of them: the diagonal (each node's own view) matters
+    own = global_structure_loss(cf, cf, "crossview").item()
+    permuted = global_structure_loss(cf, cf[torch.randperm(90, generator=gen(9))], "crossview").item()
+    assert own < 0.5 * permuted
+
+
+def test_crossview_mode_refuses_the_cross_block_and_unequal_widths():
+    from recbole_darec.model.alignment import global_structure_loss
+
+    cf, llm = rows()
+    with pytest.raises(ValueError, match="crossview"):
+        make_head(global_mode="crossview", global_pairs="cross")
+    with pytest.raises(ValueError, match="n_first"):
+        global_structure_loss(cf, cf, "crossview", n_first=3)
+    with pytest.raises(ValueError, match="same shape"):
+        global_structure_loss(cf, cf[:, :4], "crossview")

@@ -46,7 +46,7 @@ __all__ = ["DaRecHead", "DARec_TERMS"]
 
 DARec_TERMS = ("darec_global", "darec_local", "darec_orth", "darec_unif")
 GRAD_SCALES = ("auto", "none", "relative")
-GLOBAL_PAIRS = ("all", "cross", "items")
+GLOBAL_PAIRS = ("all", "cross", "items", "separate")
 KMEANS_INITS = ("kmeans++", "warm")
 
 
@@ -75,8 +75,9 @@ class DaRecHead(nn.Module):
         global_tau: temperature of the 'neighbors' global mode.
         global_pairs: ``'all'`` (every pair of Ω), ``'cross'`` (only user–item pairs: the global term then
             compares the two sides' user–item similarities, a content ranking on the LLM side) or ``'items'``
-            (only item–item pairs: the structure of the item texts); the last two need ``n_users``, the number
-            of leading user rows.
+            (only item–item pairs: the structure of the item texts) or ``'separate'`` (the user–user and the
+            item–item pairs, each group's term computed on its own and summed); all but 'all' need ``n_users``,
+            the number of leading user rows.
         global_teacher: the global term treats the LLM side's shared similarity structure as a fixed target
             (no gradient into the LLM-side projector through it), so the structure can only be matched by moving
             the CF side; the LLM-side projector is still trained by the local term and the regularisers.
@@ -317,13 +318,16 @@ class DaRecHead(nn.Module):
         """Global and local alignment of the shared parts (the only terms that may reach E^C)."""
         c_sh = self.cf_shared(cf_coupled)
         pairs, n = self.global_pairs, c_sh.shape[0]
-        computable = {"all": True, "cross": 0 < (n_users or 0) < n, "items": n - (n_users or 0) >= 2}[pairs]
-        if coef["darec_global"] and computable:
+        if coef["darec_global"]:
             target = l_sh.detach() if self.global_teacher else l_sh
-            c_g, l_g = (c_sh[n_users:], target[n_users:]) if pairs == "items" else (c_sh, target)
-            global_loss = global_structure_loss(c_g, l_g, self.global_mode, tau=self.global_tau,
-                                                n_first=n_users if pairs == "cross" else None)
-            out["darec_global"] = coef["darec_global"] * global_loss
+            groups = {"all": [(0, n)], "cross": [(0, n)], "items": [(n_users, n)],
+                      "separate": [(0, n_users), (n_users, n)]}[pairs]
+            n_first = n_users if pairs == "cross" else None
+            losses = [global_structure_loss(c_sh[a:b], target[a:b], self.global_mode, tau=self.global_tau,
+                                            n_first=n_first)
+                      for a, b in groups if b - a >= 2 and (n_first is None or 0 < n_first < n)]
+            if losses:
+                out["darec_global"] = coef["darec_global"] * sum(losses)
         if coef["darec_local"]:
             c_local = self.cf_shared(cf_emb.detach()) if self.local_stopgrad else c_sh
             warm = self.kmeans_init == "warm" and self._warm_centres is not None
