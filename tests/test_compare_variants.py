@@ -26,8 +26,21 @@ def test_variants_file_is_parsed_and_resolved(tmp_path):
     variants = load_variants(path)
     assert variants["BPR-d16"] == {"model": "BPR", "overrides": {"embedding_size": 16}}
     assert resolve("DaRec-lam0.3", variants, {"epochs": 5, "darec_lambda": 1.0}) == (
-        "DaRecLightGCN", {"epochs": 5, "darec_lambda": 0.3})  # the variant's key wins
-    assert resolve("LightGCN", variants, {"epochs": 5}) == ("LightGCN", {"epochs": 5})
+        "DaRecLightGCN", {"epochs": 5, "darec_lambda": 0.3}, [])  # the variant's key wins
+    assert resolve("LightGCN", variants, {"epochs": 5}, ["a.yaml"]) == ("LightGCN", {"epochs": 5}, ["a.yaml"])
+
+
+def test_a_variant_names_its_own_config_files_read_after_the_comparisons(tmp_path):
+    own = write(tmp_path, "embedding_size: 16\n", name="own.yaml")
+    path = write(tmp_path, f"BPR-own: {{model: BPR, config_files: [{own}], epochs: 2}}\n"
+                           f"BPR-one: {{model: BPR, config_files: {own}}}\n")
+    variants = load_variants(path)
+    assert variants["BPR-own"] == {"model": "BPR", "overrides": {"epochs": 2}, "config_files": [str(own)]}
+    assert resolve("BPR-one", variants, {}, ["shared.yaml"]) == ("BPR", {}, ["shared.yaml", str(own)])
+    for bad, message in ((f"x: {{model: BPR, config_files: [{tmp_path / 'nope.yaml'}]}}", "nope.yaml"),
+                         ("x: {model: BPR, config_files: {a: 1}}", "path or a list")):
+        with pytest.raises(CompareError, match=message):
+            load_variants(write(tmp_path, bad, name="bad.yaml"))
 
 
 @pytest.mark.parametrize("text, message", [
@@ -58,7 +71,9 @@ def test_unknown_variant_key_or_model_fails_before_any_run(tmp_path, monkeypatch
 
 
 def test_variant_rows_train_with_their_keys_and_resume_rules(tmp_path):
-    path = write(tmp_path, "BPR-d16: {model: BPR, embedding_size: 16}\nBPR-lr1e-2: {model: BPR, learning_rate: 0.01}\n")
+    lr_file = write(tmp_path, "learning_rate: 0.01\n", name="lr.yaml")
+    path = write(tmp_path, f"BPR-d16: {{model: BPR, embedding_size: 16}}\nBPR-lr1e-2: {{model: BPR, config_files: "
+                           f"[{lr_file}]}}\n")
     out = tmp_path / "o"
     opts = CompareOptions(dataset="ml-100k", models=["BPR", "BPR-d16"], seeds=[2020], out=str(out), overrides=FAST,
                           tsne=False, variants=load_variants(path))
@@ -74,6 +89,8 @@ def test_variant_rows_train_with_their_keys_and_resume_rules(tmp_path):
     # a later invocation may add a label ...
     more = CompareOptions(**{**opts.__dict__, "models": ["BPR-lr1e-2"]})
     assert run_comparison(more, log=lambda *a: None)["ran"] == [("BPR-lr1e-2", 2020)]
+    lr_run = [r for r in records.read_records(out / "runs.jsonl") if r["model"] == "BPR-lr1e-2"][0]
+    assert lr_run["config_files"] == [str(lr_file)] and lr_run["test"] != runs["BPR"]["test"]
     assert set(json.loads((out / "compare.json").read_text())["variants"]) == {"BPR-d16", "BPR-lr1e-2"}
     # ... but not redefine one that has runs
     changed = load_variants(write(tmp_path, "BPR-d16: {model: BPR, embedding_size: 8}\n", "changed.yaml"))

@@ -210,9 +210,10 @@ def test_degree_coupling_is_validated():
         make_head(degree_coupling=-1.0)
 
 
-@pytest.mark.parametrize("pairs", ["cross", "items"])
+@pytest.mark.parametrize("pairs", ["cross", "items", "separate"])
 def test_global_pairs_use_the_rows_after_masking(pairs):
-    """'cross' / 'items' compare the masked rows' user–item / item–item block; n_users counts users before the mask."""
+    """'cross' / 'items' / 'separate' compare the masked rows' user–item / item–item / user–user + item–item
+    blocks; n_users counts users before the mask."""
     from recbole_darec.model.alignment import global_structure_loss
 
     cf, llm = rows()
@@ -223,15 +224,22 @@ def test_global_pairs_use_the_rows_after_masking(pairs):
     got = head(cf, llm, mask=mask, n_users=n_users)["darec_global"]
     kept_users = int(mask[:n_users].sum())
     c_sh, l_sh = head.cf_shared(cf[mask]), head.llm_shared(llm[mask])
-    if pairs == "items":
-        c_sh, l_sh = c_sh[kept_users:], l_sh[kept_users:]
-    ref = head.lam * global_structure_loss(c_sh, l_sh, head.global_mode,
-                                           n_first=kept_users if pairs == "cross" else None)
+    if pairs == "separate":
+        ref = head.lam * (global_structure_loss(c_sh[:kept_users], l_sh[:kept_users], head.global_mode)
+                          + global_structure_loss(c_sh[kept_users:], l_sh[kept_users:], head.global_mode))
+    elif pairs == "items":
+        ref = head.lam * global_structure_loss(c_sh[kept_users:], l_sh[kept_users:], head.global_mode)
+    else:
+        ref = head.lam * global_structure_loss(c_sh, l_sh, head.global_mode, n_first=kept_users)
     assert got.item() == pytest.approx(ref.item(), rel=1e-9)
     with pytest.raises(ValueError, match="n_users"):
         head(cf, llm)
-    only_users = head(cf, llm, n_users=n)["darec_global"]  # no item in Ω: the block is empty, the term is 0
-    assert only_users.item() == 0.0 and not only_users.requires_grad
+    only_users = head(cf, llm, n_users=n)["darec_global"]
+    if pairs == "separate":  # the users' group alone
+        full = head.lam * global_structure_loss(head.cf_shared(cf), head.llm_shared(llm), head.global_mode)
+        assert only_users.item() == pytest.approx(full.item(), rel=1e-9)
+    else:  # no item in Ω: the block is empty, the term is 0
+        assert only_users.item() == 0.0 and not only_users.requires_grad
 
 
 # --- global_mode='crossview' ------------------------------------------------------------------------------------

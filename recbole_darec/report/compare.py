@@ -87,12 +87,12 @@ def plan(opts, existing):
     done = rec.done_keys(existing, opts.dataset)
     specs = []
     for label in opts.models:
-        model_class, overrides = resolve(label, opts.variants, opts.overrides)
+        model_class, overrides, config_files = resolve(label, opts.variants, opts.overrides, opts.config_files)
         for seed in opts.seeds:
             if (label, seed) not in done:
                 folder = opts.out_dir / "checkpoints" / f"{label}-seed{seed}"
                 specs.append({"model": label, "model_class": model_class, "dataset": opts.dataset, "seed": seed,
-                              "checkpoint_dir": str(folder), "config_files": [str(f) for f in opts.config_files],
+                              "checkpoint_dir": str(folder), "config_files": [str(f) for f in config_files],
                               "overrides": overrides})
     return specs
 

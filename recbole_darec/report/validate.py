@@ -95,9 +95,9 @@ def check_configs(rows, dataset, config_files, overrides, variants=None):
     if "seed" in overrides:
         raise CompareError("seed is set per run: use --seeds N or --seed-list A,B,C instead of --seed")
     for row in rows:
-        model, row_overrides = resolve(row, variants or {}, overrides)
+        model, row_overrides, row_files = resolve(row, variants or {}, overrides, config_files)
         try:
-            build_config(model, dataset, config_files, row_overrides)
+            build_config(model, dataset, row_files, row_overrides)
         except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
             raise CompareError(f"config for {row} on {dataset} does not build: {err}") from err
 
@@ -105,7 +105,7 @@ def check_configs(rows, dataset, config_files, overrides, variants=None):
 def check_variant_keys(variants, dataset, config_files, overrides):
     """Refuse a variant key that the model's config does not define (the model would silently ignore it)."""
     for label, variant in variants.items():
-        config = build_config(variant["model"], dataset, config_files, overrides)
+        config = build_config(variant["model"], dataset, [*config_files, *variant.get("config_files", [])], overrides)
         unknown, detail = undefined_keys(variant["overrides"], config)
         if unknown:
             raise CompareError(f"variant '{label}': {detail}")

@@ -9,6 +9,10 @@ A variants file maps a row label to a model and the config keys that make it dif
 ``run_compare.py --variants=FILE --models=LightGCNBackbone,DaRec-lam0.3,DaRec-noLocal`` then trains each label
 with its keys on top of the comparison's shared settings (a variant's key wins over a command-line override),
 records it under its label and puts it in the same tables, paired tests and plots as the plain models.
+
+A row may also name YAML files of its own (``config_files: [configs/rlmrec/SGL-yelp.yaml]``, paths as on the
+command line); they are read after the comparison's ``--config_files``, so one comparison can give each model the
+settings its reference implementation uses without copying them into the variants file.
 """
 import re
 from pathlib import Path
@@ -43,15 +47,27 @@ def load_variants(path):
             raise CompareError(f"{path}: variant label '{label}' may only use letters, digits and _ . + = -")
         if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
             raise CompareError(f"{path}: variant '{label}' needs 'model: <ModelName>' and its config keys")
-        overrides = {k: v for k, v in entry.items() if k != "model"}
+        overrides = {k: v for k, v in entry.items() if k not in ("model", "config_files")}
         if "seed" in overrides:
             raise CompareError(f"{path}: variant '{label}' sets seed; seeds are set per run (--seeds)")
+        files = entry.get("config_files", [])
+        files = [files] if isinstance(files, str) else files
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise CompareError(f"{path}: variant '{label}': config_files must be a path or a list of paths")
+        missing = [f for f in files if not Path(f).is_file()]
+        if missing:
+            raise CompareError(f"{path}: variant '{label}': config file not found: {', '.join(missing)}")
         variants[label] = {"model": entry["model"], "overrides": overrides}
+        if files:
+            variants[label]["config_files"] = files
     return variants
 
 
-def resolve(label, variants, overrides):
-    """(model class name, config overrides) of a row: a variant's model and keys, or the label itself."""
+def resolve(label, variants, overrides, config_files=()):
+    """(model class name, config overrides, config files) of a row: a variant's model, keys and files after the
+    comparison's own, or the label itself with the comparison's."""
     if label in variants:
-        return variants[label]["model"], {**overrides, **variants[label]["overrides"]}
-    return label, dict(overrides)
+        variant = variants[label]
+        return (variant["model"], {**overrides, **variant["overrides"]},
+                [*config_files, *variant.get("config_files", [])])
+    return label, dict(overrides), list(config_files)
