@@ -40,7 +40,7 @@ from .losses import (
     GLOBAL_MODES, LOCAL_MODES, LocalAlignment, TooFewPointsError, global_structure_loss, kmeans,
     local_structure_loss, orthogonality_loss, uniformity_loss,
 )
-from .projectors import cf_projector, llm_projector
+from .projectors import CF_PROJECTORS, cf_projector as make_cf_projector, llm_projector
 
 __all__ = ["DaRecHead", "DARec_TERMS"]
 
@@ -57,6 +57,9 @@ class DaRecHead(nn.Module):
         d_cf: width d of the CF embeddings E^C.
         d_llm: width d_L of the frozen LLM embeddings E^L.
         d_proj: width d' of the shared/specific projections; ``None`` -> d_cf.
+        cf_projector: ``'mlp'`` (Linear-LeakyReLU-Linear) or ``'linear'`` (one Linear layer): the shape of the two
+            CF-side projectors. The alignment reaches E^C through the shared one; an MLP there can fit much of the
+            alignment itself.
         lam: trade-off λ ≥ 0 multiplying every term (0 switches the head off: zero terms, no graph).
         n_clusters: K for the local alignment, 2 ≤ K ≤ sample_size.
         sample_size: N̂, the cap on sampled nodes per step (used by :meth:`sample_nodes`), ≥ 2.
@@ -100,6 +103,7 @@ class DaRecHead(nn.Module):
         d_cf: int,
         d_llm: int,
         d_proj: Optional[int] = None,
+        cf_projector: str = "mlp",
         lam: float = 0.1,
         n_clusters: int = 4,
         sample_size: int = 4096,
@@ -162,6 +166,8 @@ class DaRecHead(nn.Module):
             raise ValueError(f"global_mode must be one of {GLOBAL_MODES}, got {global_mode!r}")
         if global_pairs not in GLOBAL_PAIRS:
             raise ValueError(f"global_pairs must be one of {GLOBAL_PAIRS}, got {global_pairs!r}")
+        if cf_projector not in CF_PROJECTORS:
+            raise ValueError(f"cf_projector must be one of {CF_PROJECTORS}, got {cf_projector!r}")
         if global_mode == "crossview" and global_pairs == "cross":
             raise ValueError("global_mode='crossview' compares each node's two views; global_pairs must be 'all' or "
                              "'items', got 'cross'")
@@ -187,8 +193,8 @@ class DaRecHead(nn.Module):
         self.warmup_steps = warmup_steps
 
         # layers: one projector per side and part, shared by users and items
-        self.cf_shared = cf_projector(d_cf, d_proj)
-        self.cf_specific = cf_projector(d_cf, d_proj)
+        self.cf_shared = make_cf_projector(d_cf, d_proj, cf_projector)
+        self.cf_specific = make_cf_projector(d_cf, d_proj, cf_projector)
         self.llm_shared = llm_projector(d_llm, d_proj)
         self.llm_specific = llm_projector(d_llm, d_proj)
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["mlp", "cf_projector", "llm_projector"]
+__all__ = ["mlp", "cf_projector", "llm_projector", "CF_PROJECTORS"]
+
+CF_PROJECTORS = ("mlp", "linear")
 
 
 def _check_dim(name: str, value: int) -> None:
@@ -27,13 +29,23 @@ def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
     return net
 
 
-def cf_projector(d: int, d_out: int) -> nn.Sequential:
-    """CF-side projector: Linear(d, d_out) - LeakyReLU - Linear(d_out, d_out).
+def cf_projector(d: int, d_out: int, kind: str = "mlp") -> nn.Sequential:
+    """CF-side projector: ``'mlp'`` Linear(d, d_out) - LeakyReLU - Linear(d_out, d_out), or ``'linear'``
+    Linear(d, d_out) alone (Xavier-uniform weights, zero bias).
 
     Args:
-        d: CF embedding width; d_out: projection width d'.
+        d: CF embedding width; d_out: projection width d'; kind: one of ``CF_PROJECTORS``.
     """
-    return mlp(d, d_out, d_out)
+    if kind == "mlp":
+        return mlp(d, d_out, d_out)
+    if kind != "linear":
+        raise ValueError(f"cf projector must be one of {CF_PROJECTORS}, got {kind!r}")
+    _check_dim("d", d)
+    _check_dim("d_out", d_out)
+    layer = nn.Linear(d, d_out)
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return nn.Sequential(layer)
 
 
 def llm_projector(d_llm: int, d_out: int) -> nn.Sequential:

@@ -17,7 +17,7 @@ from recbole_darec.model.composed.semantic import SemanticMixin, build_with_conf
 # DaRecHead parameter -> config key, spelled out so a key can be found by grep; λ and K follow the paper's
 # symbols. Defaults: properties/model/DaRecMixin.yaml (tests/test_defaults.py checks the signature agrees).
 HEAD_KEYS = {
-    "d_proj": "darec_d_proj", "lam": "darec_lambda", "n_clusters": "darec_k", "sample_size": "darec_sample_size",
+    "d_proj": "darec_d_proj", "cf_projector": "darec_cf_projector", "lam": "darec_lambda", "n_clusters": "darec_k", "sample_size": "darec_sample_size",
     "w_global": "darec_w_global", "w_local": "darec_w_local", "w_orth": "darec_w_orth", "w_unif": "darec_w_unif",
     "reg_sample": "darec_reg_sample", "unif_t": "darec_unif_t", "local_mode": "darec_local_mode",
     "local_tau": "darec_local_tau", "kmeans_iters": "darec_kmeans_iters", "kmeans_init": "darec_kmeans_init",
