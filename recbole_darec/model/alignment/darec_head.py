@@ -58,8 +58,9 @@ class DaRecHead(nn.Module):
         d_llm: width d_L of the frozen LLM embeddings E^L.
         d_proj: width d' of the shared/specific projections; ``None`` -> d_cf.
         cf_projector: ``'mlp'`` (Linear-LeakyReLU-Linear) or ``'linear'`` (one Linear layer): the shape of the two
-            CF-side projectors. The alignment reaches E^C through the shared one; an MLP there can fit much of the
-            alignment itself.
+            CF-side projectors; ``'isometry'``: the CF *shared* projector is a fixed random isometry (untrained, see
+            ``projectors.cf_projector``), the specific one an MLP. The alignment reaches E^C through the shared
+            projector; a trained one can fit much of the alignment itself instead of moving E^C.
         lam: trade-off λ ≥ 0 multiplying every term (0 switches the head off: zero terms, no graph).
         n_clusters: K for the local alignment, 2 ≤ K ≤ sample_size.
         sample_size: N̂, the cap on sampled nodes per step (used by :meth:`sample_nodes`), ≥ 2.
@@ -194,7 +195,7 @@ class DaRecHead(nn.Module):
 
         # layers: one projector per side and part, shared by users and items
         self.cf_shared = make_cf_projector(d_cf, d_proj, cf_projector)
-        self.cf_specific = make_cf_projector(d_cf, d_proj, cf_projector)
+        self.cf_specific = make_cf_projector(d_cf, d_proj, "mlp" if cf_projector == "isometry" else cf_projector)
         self.llm_shared = llm_projector(d_llm, d_proj)
         self.llm_specific = llm_projector(d_llm, d_proj)
 

@@ -5,7 +5,7 @@ from torch import nn
 
 __all__ = ["mlp", "cf_projector", "llm_projector", "CF_PROJECTORS"]
 
-CF_PROJECTORS = ("mlp", "linear")
+CF_PROJECTORS = ("mlp", "linear", "isometry")
 
 
 def _check_dim(name: str, value: int) -> None:
@@ -30,21 +30,26 @@ def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
 
 
 def cf_projector(d: int, d_out: int, kind: str = "mlp") -> nn.Sequential:
-    """CF-side projector: ``'mlp'`` Linear(d, d_out) - LeakyReLU - Linear(d_out, d_out), or ``'linear'``
-    Linear(d, d_out) alone (Xavier-uniform weights, zero bias).
+    """CF-side projector: ``'mlp'`` Linear(d, d_out) - LeakyReLU - Linear(d_out, d_out); ``'linear'``
+    Linear(d, d_out) alone (Xavier-uniform weights, zero bias); ``'isometry'`` a fixed (untrained) random map with
+    orthonormal rows or columns, no bias: it keeps the CF rows' geometry (an exact isometry when d_out ≥ d).
 
     Args:
         d: CF embedding width; d_out: projection width d'; kind: one of ``CF_PROJECTORS``.
     """
     if kind == "mlp":
         return mlp(d, d_out, d_out)
-    if kind != "linear":
+    if kind not in CF_PROJECTORS:
         raise ValueError(f"cf projector must be one of {CF_PROJECTORS}, got {kind!r}")
     _check_dim("d", d)
     _check_dim("d_out", d_out)
-    layer = nn.Linear(d, d_out)
-    nn.init.xavier_uniform_(layer.weight)
-    nn.init.zeros_(layer.bias)
+    layer = nn.Linear(d, d_out, bias=kind == "linear")
+    if kind == "linear":
+        nn.init.xavier_uniform_(layer.weight)
+        nn.init.zeros_(layer.bias)
+    else:
+        nn.init.orthogonal_(layer.weight)
+        layer.weight.requires_grad_(False)
     return nn.Sequential(layer)
 
 
