@@ -269,3 +269,22 @@ def test_crossview_mode_refuses_the_cross_block_and_unequal_widths():
         global_structure_loss(cf, cf, "crossview", n_first=3)
     with pytest.raises(ValueError, match="same shape"):
         global_structure_loss(cf, cf[:, :4], "crossview")
+
+
+# --- cf_projector ------------------------------------------------------------------------------------------------
+def test_cf_projector_kinds():
+    from recbole_darec.model.alignment.projectors import cf_projector
+
+    x = torch.randn(20, 8, generator=gen(4))
+    iso = cf_projector(8, 8, "isometry")
+    assert not any(p.requires_grad for p in iso.parameters())  # fixed: the alignment must move E^C
+    y = iso(x)
+    assert torch.allclose(y @ y.t(), x @ x.t(), atol=1e-4)  # inner products (and norms) kept
+    linear = cf_projector(8, 4, "linear")
+    assert len(linear) == 1 and all(p.requires_grad for p in linear.parameters())
+    with pytest.raises(ValueError, match="isometry"):
+        cf_projector(8, 8, "identity")
+    head = make_head(cf_projector="isometry")
+    assert not head.cf_shared[0].weight.requires_grad and len(head.cf_specific) == 3  # specific: still an MLP
+    with pytest.raises(ValueError, match="cf_projector"):
+        make_head(cf_projector="conv")
