@@ -88,6 +88,9 @@ class DaRecHead(nn.Module):
         degree_coupling: d0 ≥ 0; the structure gradient into row i's CF embedding is further multiplied by
             ``1 + d0 / max(deg_i, 1)`` (the caller passes each row's training degree): nodes the graph says little
             about take more from the LLM side, well-connected ones about as much as without it. 0 = off.
+        degree_decay: d1 ≥ 0; the structure gradient into row i's CF embedding is further multiplied by
+            ``d1 / (d1 + deg_i)``: a node the graph knows well (deg ≫ d1) takes little from the LLM side, a cold one
+            up to all of it, so one setting serves sparse and dense data. 0 = off.
         regularizer_stopgrad: orthogonality/uniformity do not send gradient into the CF input rows.
         local_stopgrad: the local term does not send gradient into the CF input rows (projectors only).
         structure_grad_scale: ``'auto'``, ``'relative'``, ``'none'`` or a float ≥ 0: the gradient the global
@@ -123,6 +126,7 @@ class DaRecHead(nn.Module):
         global_pairs: str = "all",
         global_teacher: bool = False,
         degree_coupling: float = 0.0,
+        degree_decay: float = 0.0,
         regularizer_stopgrad: bool = True,
         local_stopgrad: bool = True,
         structure_grad_scale: Union[str, float] = "auto",
@@ -140,7 +144,8 @@ class DaRecHead(nn.Module):
         for name, value in (("d_cf", d_cf), ("d_llm", d_llm), ("d_proj", d_proj), ("kmeans_iters", kmeans_iters)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        for name, value in (("lam", lam), ("degree_coupling", degree_coupling), ("w_global", w_global),
+        for name, value in (("lam", lam), ("degree_coupling", degree_coupling), ("degree_decay", degree_decay),
+                            ("w_global", w_global),
                             ("w_local", w_local), ("w_orth", w_orth),
                             ("w_unif", w_unif)):
             if not math.isfinite(float(value)) or value < 0:
@@ -187,6 +192,7 @@ class DaRecHead(nn.Module):
         self.global_mode, self.global_tau, self.global_pairs = global_mode, float(global_tau), global_pairs
         self.global_teacher = bool(global_teacher)
         self.degree_coupling = float(degree_coupling)
+        self.degree_decay = float(degree_decay)
         self.regularizer_stopgrad = bool(regularizer_stopgrad)
         self.local_stopgrad = bool(local_stopgrad)
         self.structure_grad_scale = structure_grad_scale
@@ -222,9 +228,14 @@ class DaRecHead(nn.Module):
     def _couple(self, cf: torch.Tensor, lam: float, backbone_grad_norm: Optional[torch.Tensor],
                 degree: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The CF rows as the structure terms see them: same values, gradient into E^C per structure_grad_scale
-        (and per row by degree_coupling)."""
-        if self.degree_coupling and degree is not None:
-            weight = 1.0 + self.degree_coupling / degree.to(cf.dtype).clamp_min(1.0)
+        (and per row by degree_coupling / degree_decay)."""
+        if degree is not None and (self.degree_coupling or self.degree_decay):
+            deg = degree.to(cf.dtype)
+            weight = torch.ones_like(deg)
+            if self.degree_coupling:
+                weight = weight + self.degree_coupling / deg.clamp_min(1.0)
+            if self.degree_decay:
+                weight = weight * (self.degree_decay / (self.degree_decay + deg))
             cf = scale_grad(cf, weight.unsqueeze(1))
         s = self.structure_grad_scale
         if s == "relative":
@@ -283,7 +294,8 @@ class DaRecHead(nn.Module):
             generator: for K-means seeding and the regularisers' sub-sample.
             backbone_grad_norm: 0-d tensor, the norm of the ranking loss's gradient on the (masked) rows;
                 needed only by ``structure_grad_scale='relative'``.
-            degree: optional (N,) training degree of each row's node, used by ``degree_coupling``.
+            degree: optional (N,) training degree of each row's node, used by ``degree_coupling`` and
+                ``degree_decay``.
             n_users: rows ``[:n_users]`` are users, the rest items (before masking); needed by
                 ``global_pairs`` 'cross' and 'items'.
         Returns:

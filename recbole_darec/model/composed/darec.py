@@ -23,6 +23,7 @@ HEAD_KEYS = {
     "local_tau": "darec_local_tau", "kmeans_iters": "darec_kmeans_iters", "kmeans_init": "darec_kmeans_init",
     "global_mode": "darec_global_mode", "global_tau": "darec_global_tau", "global_pairs": "darec_global_pairs",
     "global_teacher": "darec_global_teacher", "degree_coupling": "darec_degree_coupling",
+    "degree_decay": "darec_degree_decay",
     "regularizer_stopgrad": "darec_regularizer_stopgrad", "local_stopgrad": "darec_local_stopgrad",
     "structure_grad_scale": "darec_structure_grad_scale", "center_llm": "darec_center_llm",
     "warmup_steps": "darec_warmup_steps",
@@ -46,7 +47,8 @@ class DaRecMixin(SemanticMixin):
         # layers
         head_factory = lambda **kw: DaRecHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
         self.head = build_with_config_keys(head_factory, config, self.head_keys)
-        if self.head.degree_coupling:  # training degree per user / item (non-persistent: derived from the data)
+        self.uses_degree = bool(self.head.degree_coupling or self.head.degree_decay)
+        if self.uses_degree:  # training degree per user / item (non-persistent: derived from the data)
             inter = dataset.inter_feat
             for name, field, n in (("user_degree", self.USER_ID, self.n_users),
                                    ("item_degree", self.ITEM_ID, self.n_items)):
@@ -63,7 +65,7 @@ class DaRecMixin(SemanticMixin):
         reference = None
         if self.head.structure_grad_scale == "relative":
             reference = self.ranking_grad_norm(backbone_terms, user_all, item_all, users, items, mask)
-        degree = torch.cat([self.user_degree[users], self.item_degree[items]]) if self.head.degree_coupling else None
+        degree = torch.cat([self.user_degree[users], self.item_degree[items]]) if self.uses_degree else None
         return self.head(cf_rows, llm_rows, mask=mask, backbone_grad_norm=reference, degree=degree,
                          n_users=len(users))
 
