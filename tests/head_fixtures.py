@@ -11,9 +11,11 @@ def gen(seed=0):
 
 
 def make_head(**kw):
-    """A float64 head with d=8, d_L=16, K=3 (seeded initialisation); keyword arguments override."""
+    """A float64 head with d=8, d_L=16, K=3 (seeded initialisation); keyword arguments override.
+
+    ``global_pairs='all'`` unless given: the fixtures' rows carry no user/item split (``n_users``)."""
     torch.manual_seed(0)
-    args = dict(d_cf=8, d_llm=16, n_clusters=3, sample_size=256)
+    args = dict(d_cf=8, d_llm=16, n_clusters=3, sample_size=256, global_pairs="all")
     args.update(kw)
     return DaRecHead(**args).double()
 

@@ -44,7 +44,9 @@ def test_terms_are_finite_and_reach_the_right_parameters(quick_config):
     assert all(torch.isfinite(t) for t in terms.values())
     (terms["darec_global"] + terms["darec_local"]).backward()
     assert model.user_embedding.weight.grad.abs().sum() > 0  # structure terms reach E^C of sampled nodes
-    assert model.head.cf_shared[0].weight.grad.abs().sum() > 0
+    assert not model.head.cf_shared[0].weight.requires_grad  # default: the CF shared projector is a fixed isometry
+    assert model.head.llm_shared[0].weight.grad.abs().sum() > 0
+    assert "head.cf_shared.0.weight" in model.state_dict()  # saved, so a reloaded model projects the same way
     assert model.head.cf_specific[0].weight.grad is None  # specific parts: only orth/unif train them
     assert not model.user_semantic.requires_grad and model.user_semantic.grad is None
     assert "user_semantic" not in model.state_dict()  # frozen LLM tables are not saved in checkpoints
@@ -97,7 +99,7 @@ def test_relative_coupling_measures_the_ranking_gradient_on_omega(quick_config):
     """``darec_structure_grad_scale: relative``: the reference is ||∇ bpr|| on Ω's rows, and the structure terms'
     gradient on those rows of the final embeddings is λ times it."""
     _, (train_data, *_), model, _ = built("DaRecLightGCN", quick_config, darec_structure_grad_scale="relative",
-                                          darec_lambda=0.3)
+                                          darec_lambda=0.3, darec_degree_decay=0.0)
     model.train()
     batch = next(iter(train_data))
     user_all, item_all = model.forward()

@@ -245,7 +245,7 @@ def test_head_returns_all_terms_finite_and_weighted():
 @pytest.mark.parametrize("stopgrad", [True, False])
 def test_head_gradient_routing(stopgrad):
     cf, llm = rows()
-    head = make_head(regularizer_stopgrad=stopgrad)
+    head = make_head(regularizer_stopgrad=stopgrad, cf_projector="mlp")
     out = head(cf, llm, generator=gen(1))
     (out["darec_global"] + out["darec_local"]).backward(retain_graph=True)
     assert cf.grad is not None and cf.grad.norm() > 0
@@ -265,7 +265,7 @@ def test_head_gradient_routing(stopgrad):
 @pytest.mark.parametrize("local_stopgrad", [True, False])
 def test_local_stopgrad_keeps_the_local_term_off_the_backbone(local_stopgrad):
     cf, llm = rows()
-    head = make_head(local_stopgrad=local_stopgrad, w_global=0.0, w_orth=0.0, w_unif=0.0)
+    head = make_head(local_stopgrad=local_stopgrad, w_global=0.0, w_orth=0.0, w_unif=0.0, cf_projector="mlp")
     out = head(cf, llm, generator=gen(1))
     assert out["darec_local"].item() > 0
     out["darec_local"].backward()
@@ -317,7 +317,7 @@ def test_structure_grad_scale_changes_only_backbone_gradient():
     cf, llm = rows()
     vals, grads, proj = {}, {}, {}
     for scale in ("none", "auto"):
-        head = make_head(structure_grad_scale=scale, w_orth=0.0, w_unif=0.0)
+        head = make_head(structure_grad_scale=scale, w_orth=0.0, w_unif=0.0, cf_projector="mlp")
         x = cf.detach().clone().requires_grad_(True)
         out = head(x, llm, generator=gen(1))
         sum(out.values()).backward()

@@ -86,7 +86,7 @@ def test_batch_with_fewer_nodes_than_k_warns_once_with_the_numbers(caplog):
     head.train()
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
-            out = head(torch.randn(3, 8, requires_grad=True), torch.randn(3, 8))
+            out = head(torch.randn(3, 8, requires_grad=True), torch.randn(3, 8), n_users=1)
     assert float(out["darec_local"]) == 0.0
     warnings = [r.getMessage() for r in caplog.records if "local alignment skipped" in r.getMessage()]
     assert len(warnings) == 1 and "K=4" in warnings[0] and "3 rows" in warnings[0]

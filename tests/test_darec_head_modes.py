@@ -60,7 +60,7 @@ def test_relative_coupling_leaves_values_and_projector_gradients_unchanged():
     cf, llm = rows()
     results = {}
     for scale, ref in (("none", None), ("relative", torch.tensor(1e-4, dtype=D64))):
-        head = make_head(structure_grad_scale=scale)
+        head = make_head(structure_grad_scale=scale, cf_projector="mlp")
         x = cf.detach().clone().requires_grad_(True)
         out = head(x, llm, generator=gen(1), backbone_grad_norm=ref)
         sum(out.values()).backward()
@@ -180,7 +180,7 @@ def _global_only(**kw):
 def test_global_teacher_trains_only_the_cf_side_through_the_global_term():
     cf, llm = rows()
     for teacher in (False, True):
-        head = _global_only(global_teacher=teacher)
+        head = _global_only(global_teacher=teacher, cf_projector="mlp")
         head(cf, llm)["darec_global"].backward()
         llm_grad = sum(float(p.grad.abs().sum()) for p in head.llm_shared.parameters() if p.grad is not None)
         cf_grad = sum(float(p.grad.abs().sum()) for p in head.cf_shared.parameters())
@@ -220,7 +220,7 @@ def test_global_pairs_use_the_rows_after_masking(pairs):
     n, n_users = cf.shape[0], cf.shape[0] // 3
     mask = torch.ones(n, dtype=torch.bool)
     mask[::5] = False  # some users and some items without a profile
-    head = make_head(global_pairs=pairs, w_local=0.0, w_orth=0.0, w_unif=0.0, center_llm=False)
+    head = make_head(global_pairs=pairs, global_mode="centered", w_local=0.0, w_orth=0.0, w_unif=0.0, center_llm=False)
     got = head(cf, llm, mask=mask, n_users=n_users)["darec_global"]
     kept_users = int(mask[:n_users].sum())
     c_sh, l_sh = head.cf_shared(cf[mask]), head.llm_shared(llm[mask])

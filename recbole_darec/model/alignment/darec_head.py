@@ -75,7 +75,7 @@ class DaRecHead(nn.Module):
         kmeans_init: ``'kmeans++'`` (fresh seeding every step) or ``'warm'`` (start from the previous training
             step's centres; the first step, and the first after loading a checkpoint, seeds with k-means++).
         global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` | ``'neighbors'`` | ``'crossview'`` (see
-            ``global_structure_loss``; 'crossview' takes global_pairs 'all' or 'items').
+            ``global_structure_loss``; 'crossview' takes global_pairs 'all', 'items' or 'separate').
         global_tau: temperature of the 'neighbors' global mode.
         global_pairs: ``'all'`` (every pair of Ω), ``'cross'`` (only user–item pairs: the global term then
             compares the two sides' user–item similarities, a content ranking on the LLM side) or ``'items'``
@@ -107,8 +107,8 @@ class DaRecHead(nn.Module):
         d_cf: int,
         d_llm: int,
         d_proj: Optional[int] = None,
-        cf_projector: str = "mlp",
-        lam: float = 0.1,
+        cf_projector: str = "isometry",
+        lam: float = 0.3,
         n_clusters: int = 4,
         sample_size: int = 4096,
         w_global: float = 1.0,
@@ -121,15 +121,15 @@ class DaRecHead(nn.Module):
         local_tau: float = 0.2,
         kmeans_iters: int = 10,
         kmeans_init: str = "kmeans++",
-        global_mode: str = "centered",
+        global_mode: str = "crossview",
         global_tau: float = 0.1,
-        global_pairs: str = "all",
+        global_pairs: str = "separate",
         global_teacher: bool = False,
         degree_coupling: float = 0.0,
-        degree_decay: float = 0.0,
+        degree_decay: float = 5.0,
         regularizer_stopgrad: bool = True,
         local_stopgrad: bool = True,
-        structure_grad_scale: Union[str, float] = "auto",
+        structure_grad_scale: Union[str, float] = "none",
         center_llm: bool = True,
         warmup_steps: int = 0,
     ):
@@ -175,8 +175,8 @@ class DaRecHead(nn.Module):
         if cf_projector not in CF_PROJECTORS:
             raise ValueError(f"cf_projector must be one of {CF_PROJECTORS}, got {cf_projector!r}")
         if global_mode == "crossview" and global_pairs == "cross":
-            raise ValueError("global_mode='crossview' compares each node's two views; global_pairs must be 'all' or "
-                             "'items', got 'cross'")
+            raise ValueError("global_mode='crossview' compares each node's two views; global_pairs must be 'all', "
+                             "'items' or 'separate', got 'cross'")
         bad_scale = (structure_grad_scale not in GRAD_SCALES if isinstance(structure_grad_scale, str)
                      else not math.isfinite(float(structure_grad_scale)) or structure_grad_scale < 0)
         if bad_scale:
