@@ -1,28 +1,30 @@
 """DaRec alignment head (Yang et al., "A Disentangled Alignment Framework for Large Language Model and
-Recommender System", arXiv 2408.08231); the method and its departures: docs/darec_study.md.
+Recommender System", arXiv 2408.08231); the method and its departures: docs/method.md.
 
 The head owns the four disentangling projectors and turns already-sampled CF rows and their frozen LLM rows
 into four weighted loss terms. It knows nothing about RecBole or the backbone: a model gathers the rows of
 ``sample_nodes(...)`` from its final embeddings and the LLM table, calls the head, and adds the returned
 terms to its loss tuple.
 
-Gradient balance (the literal reading gives the DaRec terms hundreds of times BPR's
-gradient on the embeddings because propagated rows are tiny, ~0.07, and every DaRec term is invariant to a
-row's scale, so its gradient grows like 1/||e||). Switches, with the literal variant reachable:
+Defaults (measured in docs/darec_sparse_study.md §7; every literal setting stays reachable):
 
-* ``regularizer_stopgrad`` - orthogonality and uniformity train the projectors only (E^C detached for them).
-* ``local_stopgrad`` - the local (cluster-centre) term trains the projectors only. Measured on ml-100k: the local
-  term moves every member of a cluster the same way, and reaching E^C it cost ~5% test Recall@20 (seed 2020).
-* ``structure_grad_scale`` - what the global/local terms send into E^C (the forward value is unchanged,
-  projector gradients are unchanged). ``'auto'`` multiplies it by the detached mean squared row norm of the
-  sampled CF rows (capped at 1): for a scale-invariant loss this makes the step's *angular* change of a row
-  independent of the row's norm, the same ∝||e|| scaling BPR has. ``'relative'`` rescales it to
-  λ·||∇ L_rank|| on the same rows (the caller passes that norm), so λ is the ratio of the two gradients at
-  every step. ``'none'`` (= 1.0) is the literal spec; a float multiplies.
+* ``cf_projector='isometry'`` - the CF *shared* projector is a fixed random isometry (the specific one a trained
+  MLP): with a trained map in between, the alignment is met by the map instead of moving E^C.
+* ``global_mode='crossview'`` on ``global_pairs='separate'`` - each node's CF and LLM shared views agree, different
+  nodes' views are decorrelated, among Ω's users and among its items (``losses.global_structure_loss``).
+* ``structure_grad_scale='none'`` with ``degree_decay=5`` - the global term's gradient into a node's CF row is the
+  literal one times 5/(5 + training degree): nodes the graph knows well take little from their text.
+* ``regularizer_stopgrad`` / ``local_stopgrad`` - orthogonality, uniformity and the local (cluster-centre) term train
+  the projectors only. Literally they send hundreds of times BPR's gradient into E^C (propagated rows are tiny,
+  ~0.07, and every DaRec term is invariant to a row's scale, so its gradient grows like 1/||e||); the local term moves
+  every member of a cluster the same way (−5 % test Recall@20 on ml-100k when it reached E^C).
 * ``center_llm`` - subtract the sampled LLM rows' mean before projecting (sentence embeddings are anisotropic).
-* ``global_mode`` - 'mse' (literal) / 'centered' / 'standardized' / 'neighbors' / 'crossview'
-  (``losses.global_structure_loss``).
-* ``warmup_steps`` - λ ramps linearly over that many training-mode calls.
+
+Study switches: ``structure_grad_scale`` 'auto' (× the sampled rows' mean squared norm: the v1 default) /
+'relative' (λ·||∇ L_rank|| on the same rows) / a float; ``global_mode`` 'mse' (literal within-side) / 'centered' /
+'standardized' / 'neighbors'; ``global_pairs`` 'all' / 'cross' / 'items'; ``degree_coupling``; ``global_teacher``;
+``local_mode`` 'infonce' / 'assign'; ``kmeans_init='warm'``; ``warmup_steps`` (λ ramps linearly over that many
+training-mode calls).
 """
 from __future__ import annotations
 
