@@ -298,8 +298,8 @@ class DaRecHead(nn.Module):
                 needed only by ``structure_grad_scale='relative'``.
             degree: optional (N,) training degree of each row's node, used by ``degree_coupling`` and
                 ``degree_decay``.
-            n_users: rows ``[:n_users]`` are users, the rest items (before masking); needed by
-                ``global_pairs`` 'cross' and 'items'.
+            n_users: rows ``[:n_users]`` are users, the rest items (before masking); needed by every
+                ``global_pairs`` but 'all'.
         Returns:
             dict with keys ``DARec_TERMS``, each a scalar already multiplied by λ (after warm-up) and its
             weight. Terms that are switched off, or that cannot be computed (fewer than 2 valid rows; fewer
