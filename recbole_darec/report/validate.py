@@ -105,7 +105,8 @@ def check_configs(rows, dataset, config_files, overrides, variants=None):
 def check_variant_keys(variants, dataset, config_files, overrides):
     """Refuse a variant key that the model's config does not define (the model would silently ignore it)."""
     for label, variant in variants.items():
-        config = build_config(variant["model"], dataset, [*config_files, *variant.get("config_files", [])], overrides)
+        _, _, files = resolve(label, variants, overrides, config_files)  # the row's files after the comparison's
+        config = build_config(variant["model"], dataset, files, overrides)
         unknown, detail = undefined_keys(variant["overrides"], config)
         if unknown:
             raise CompareError(f"variant '{label}': {detail}")

@@ -221,6 +221,11 @@ class DaRecHead(nn.Module):
     def set_extra_state(self, state):
         self._step = int(state.get("step", 0))
 
+    @property
+    def needs_degree(self) -> bool:
+        """Whether :meth:`forward` uses the rows' training degrees (degree_coupling or degree_decay is on)."""
+        return bool(self.degree_coupling or self.degree_decay)
+
     def effective_lambda(self) -> float:
         """λ after warm-up for the current step."""
         if self.warmup_steps == 0:
@@ -231,7 +236,7 @@ class DaRecHead(nn.Module):
                 degree: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The CF rows as the structure terms see them: same values, gradient into E^C per structure_grad_scale
         (and per row by degree_coupling / degree_decay)."""
-        if degree is not None and (self.degree_coupling or self.degree_decay):
+        if degree is not None and self.needs_degree:
             deg = degree.to(cf.dtype)
             weight = torch.ones_like(deg)
             if self.degree_coupling:

@@ -17,7 +17,8 @@ from recbole_darec.model.composed.semantic import SemanticMixin, build_with_conf
 # DaRecHead parameter -> config key, spelled out so a key can be found by grep; λ and K follow the paper's
 # symbols. Defaults: properties/model/DaRecMixin.yaml (tests/test_defaults.py checks the signature agrees).
 HEAD_KEYS = {
-    "d_proj": "darec_d_proj", "cf_projector": "darec_cf_projector", "lam": "darec_lambda", "n_clusters": "darec_k", "sample_size": "darec_sample_size",
+    "d_proj": "darec_d_proj", "cf_projector": "darec_cf_projector", "lam": "darec_lambda", "n_clusters": "darec_k",
+    "sample_size": "darec_sample_size",
     "w_global": "darec_w_global", "w_local": "darec_w_local", "w_orth": "darec_w_orth", "w_unif": "darec_w_unif",
     "reg_sample": "darec_reg_sample", "unif_t": "darec_unif_t", "local_mode": "darec_local_mode",
     "local_tau": "darec_local_tau", "kmeans_iters": "darec_kmeans_iters", "kmeans_init": "darec_kmeans_init",
@@ -47,8 +48,7 @@ class DaRecMixin(SemanticMixin):
         # layers
         head_factory = lambda **kw: DaRecHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
         self.head = build_with_config_keys(head_factory, config, self.head_keys)
-        self.uses_degree = bool(self.head.degree_coupling or self.head.degree_decay)
-        if self.uses_degree:  # training degree per user / item (non-persistent: derived from the data)
+        if self.head.needs_degree:  # training degree per user / item (non-persistent: derived from the data)
             inter = dataset.inter_feat
             for name, field, n in (("user_degree", self.USER_ID, self.n_users),
                                    ("item_degree", self.ITEM_ID, self.n_items)):
@@ -65,7 +65,7 @@ class DaRecMixin(SemanticMixin):
         reference = None
         if self.head.structure_grad_scale == "relative":
             reference = self.ranking_grad_norm(backbone_terms, user_all, item_all, users, items, mask)
-        degree = torch.cat([self.user_degree[users], self.item_degree[items]]) if self.uses_degree else None
+        degree = torch.cat([self.user_degree[users], self.item_degree[items]]) if self.head.needs_degree else None
         return self.head(cf_rows, llm_rows, mask=mask, backbone_grad_norm=reference, degree=degree,
                          n_users=len(users))
 
