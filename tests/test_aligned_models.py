@@ -63,6 +63,27 @@ def test_degree_buffers_are_the_training_degrees(quick_config):
     assert torch.isfinite(terms["darec_global"])
 
 
+def test_rlmrec_con_term_is_the_batch_infonce_over_every_row(quick_config):
+    """The mixin passes each repeated user/item once with its count; the term must equal RLMRec-Con written out
+    over the batch's rows, repeats included (users, positives and negatives as three groups)."""
+    from recbole_darec.model.alignment import info_nce
+
+    _, (train_data, *_), model, _ = built("RLMRecConLightGCN", quick_config, train_batch_size=256)
+    model.train()
+    batch = next(iter(train_data))
+    user_all, item_all = model.forward()
+    assert len(torch.unique(batch[model.USER_ID])) < len(batch)  # the batch does repeat users
+    expected = 0
+    for field, side, table in ((model.USER_ID, "user", user_all), (model.ITEM_ID, "item", item_all),
+                               (model.NEG_ITEM_ID, "item", item_all)):
+        ids = batch[field]
+        ids = ids[getattr(model, f"{side}_semantic_mask")[ids]]
+        mapped = model.head.mlp(getattr(model, f"{side}_semantic")[ids].float())
+        expected = expected + model.head.kd_weight * info_nce(table[ids], mapped, model.head.tau)
+    got = model.head_loss(batch, user_all, item_all)["rlmrec_con"]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
+
+
 def test_lambda_zero_trains_exactly_like_the_backbone(quick_config):
     config = {**quick_config, "epochs": 2}
     backbone = run_recbole_darec("LightGCNBackbone", "ml-100k", config_dict=config)

@@ -411,6 +411,24 @@ def test_info_nce_matched_pairs_beat_shuffled():
     assert info_nce(eye, eye, 0.5).item() == pytest.approx(expected, rel=1e-12)
 
 
+def test_info_nce_counts_equal_the_expanded_batch():
+    # RLMRec-Con sees each repeated node once with its count: value and gradient must be those of the batch
+    g = gen(16)
+    a = torch.randn(6, 5, generator=g, dtype=D64, requires_grad=True)
+    b = torch.randn(6, 5, generator=g, dtype=D64, requires_grad=True)
+    counts = torch.tensor([1, 3, 1, 2, 5, 1])
+    expanded = torch.repeat_interleave(torch.arange(6), counts)
+    reference = F.cross_entropy(F.normalize(a[expanded]) @ F.normalize(b[expanded]).t() / 0.2,
+                                torch.arange(len(expanded)))  # the expanded batch, written out
+    grads = torch.autograd.grad(reference, (a, b))
+    value = info_nce(a, b, 0.2, counts)
+    torch.testing.assert_close(value, reference, rtol=1e-12, atol=0)
+    for got, want in zip(torch.autograd.grad(value, (a, b)), grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="counts"):
+        info_nce(a, b, 0.2, counts[:3])
+
+
 def test_rlmrec_con_head_weight_mask_and_gradient():
     torch.manual_seed(0)
     head = RLMRecConHead(8, 16, kd_weight=0.01, tau=0.2).double()

@@ -267,19 +267,31 @@ def _soft_cross_entropy(target_logits: torch.Tensor, logits: torch.Tensor) -> to
     return -(F.softmax(target_logits, dim=1) * F.log_softmax(logits, dim=1)).sum(1).mean()
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
+def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float, counts: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Cosine InfoNCE with in-batch negatives (RLMRec-Con / RLMRec-Gen).
 
     ``L = −mean_i log( exp(â_i·b̂_i/τ) / Σ_j exp(â_i·b̂_j/τ) )``: row i of ``a`` must pick row i of ``b``
     among all rows of b. a and b are (N, d) with the same d.
+
+    ``counts`` (N,) > 0 says row i stands for ``counts[i]`` identical rows of a batch with repeats (a user with
+    several interactions): the value is then exactly that of the expanded batch, at the cost of N unique rows
+    (each negative j enters the denominator counts[j] times, each anchor the mean counts[i] times).
     """
     check_rows("a", a)
     if a.shape != b.shape:
         raise ValueError(f"a {tuple(a.shape)} and b {tuple(b.shape)} differ in shape")
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
-    logits = norm_rows(a) @ norm_rows(b).t() / tau
-    return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))
+    a_hat, b_hat = norm_rows(a) / tau, norm_rows(b)  # 1/τ on an N×d operand, not on the N×N logits
+    logits = a_hat @ b_hat.t()
+    positive = (a_hat * b_hat).sum(-1)
+    if counts is None:
+        return (torch.logsumexp(logits, 1) - positive).mean()
+    if counts.shape != (a.shape[0],):
+        raise ValueError(f"counts must have shape ({a.shape[0]},), got {tuple(counts.shape)}")
+    weight = counts.to(logits.dtype)
+    per_row = torch.logsumexp(logits + weight.log().unsqueeze(0), 1) - positive
+    return (weight * per_row).sum() / weight.sum()
 
 
 def grad_norms(terms: Dict[str, torch.Tensor], wrt) -> Dict[str, float]:

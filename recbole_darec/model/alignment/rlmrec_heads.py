@@ -44,15 +44,20 @@ class RLMRecConHead(nn.Module):
         self.kd_weight, self.tau = float(kd_weight), float(tau)
         self.mlp = mlp(d_llm, (d_llm + d_cf) // 2, d_cf)
 
-    def forward(self, cf_rows: torch.Tensor, llm_rows: torch.Tensor,
-                mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def forward(self, cf_rows: torch.Tensor, llm_rows: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                counts: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Args: cf_rows (N, d) with gradient; llm_rows (N, d_L) frozen, same nodes; mask (N,) bool rows
-        with a profile. Returns ``{'rlmrec_con': kd_weight · InfoNCE}`` (zero without graph if < 2 rows)."""
-        cf_rows, llm_rows = _apply_mask(mask, cf_rows, llm_rows)
-        if self.kd_weight == 0.0 or cf_rows.shape[0] < 2:
+        with a profile; counts (N,) how many rows of the batch each (unique) row stands for (``info_nce``).
+        Returns ``{'rlmrec_con': kd_weight · InfoNCE}`` (zero without graph if < 2 batch rows)."""
+        if counts is None:
+            cf_rows, llm_rows = _apply_mask(mask, cf_rows, llm_rows)
+        else:
+            cf_rows, llm_rows, counts = _apply_mask(mask, cf_rows, llm_rows, counts)
+        n_rows = cf_rows.shape[0] if counts is None else int(counts.sum())
+        if self.kd_weight == 0.0 or n_rows < 2:
             return {"rlmrec_con": cf_rows.new_zeros(())}
         mapped = self.mlp(llm_rows.detach().to(cf_rows.dtype))
-        return {"rlmrec_con": self.kd_weight * info_nce(cf_rows, mapped, self.tau)}
+        return {"rlmrec_con": self.kd_weight * info_nce(cf_rows, mapped, self.tau, counts)}
 
 
 class RLMRecGenHead(nn.Module):

@@ -29,10 +29,11 @@ class RLMRecConMixin(SemanticMixin):
         total = user_all.new_zeros(())
         for field, side, table in ((self.USER_ID, "user", user_all), (self.ITEM_ID, "item", item_all),
                                    (self.NEG_ITEM_ID, "item", item_all)):
-            ids = interaction[field]
+            # a node repeated in the batch enters once, with its count: the same loss at a fraction of the cost
+            ids, counts = torch.unique(interaction[field], return_counts=True)
             llm = getattr(self, f"{side}_semantic")[ids].float()
             mask = getattr(self, f"{side}_semantic_mask")[ids]
-            total = total + self.head(table[ids], llm, mask=mask)["rlmrec_con"]
+            total = total + self.head(table[ids], llm, mask=mask, counts=counts)["rlmrec_con"]
         return {"rlmrec_con": total}
 
 
