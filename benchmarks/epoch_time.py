@@ -7,6 +7,7 @@ RLMRec protocol, d = 32, batch 4096; layer mean, no edge dropout, 2 layers), the
 plugin <= RecBole, i.e. both ratios <= 1.
 """
 import argparse
+import sys
 
 from common import environment_header, timed
 
@@ -29,6 +30,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv itself
     print(environment_header())
     results = {name: measure(name, args.dataset, args.device, args.repeats)
                for name in ("LightGCN", "LightGCNBackbone")}
