@@ -36,9 +36,10 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def timed(fn, repeats, device="cpu"):
-    """Median and min wall seconds of ``repeats`` calls of ``fn`` (after one warm-up call)."""
-    fn()
+def timed(fn, repeats, device="cpu", warmup=True):
+    """Median and min wall seconds of ``repeats`` calls of ``fn`` (after one warm-up call unless ``warmup=False``)."""
+    if warmup:
+        fn()
     times = []
     for _ in range(repeats):
         sync(device)

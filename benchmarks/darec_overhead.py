@@ -1,31 +1,36 @@
-"""Cost of the DaRec head: per-epoch time of DaRecLightGCN vs the plugin's LightGCNBackbone, and the head's time per
-step as the graph grows 10x with N̂ fixed.
+"""Cost of the alignment heads: per-epoch time of DaRecLightGCN and RLMRecConLightGCN vs the plugin's
+LightGCNBackbone, and the DaRec head's time per step as the graph grows 10x with N̂ fixed.
 
-    python benchmarks/darec_overhead.py [--dataset=yelp] [--repeats=3] [--device=cpu|cuda] [--llm-dim=1536] [--threads=N]
+    python benchmarks/darec_overhead.py [--datasets=yelp,ml-100k] [--repeats=3] [--device=cpu|cuda]
+        [--llm-dim=1536] [--threads=N]
 
-Part 1 uses the real yelp split (RLMRec protocol settings) with GENERATED STAND-IN LLM embeddings (random
-N x 1536 float32 rows, the shape of RLMRec's ada-002 files -- not real profiles: only the cost is measured here).
-They are written once into a temporary copy of the dataset, never into dataset/. Target: ratio <= 1.25.
-Variants: the defaults; ``semantic_pca_dim: 128`` (the LLM tables reduced once to 128 principal directions, so
-the LLM-side projectors are 128 -> 80 -> 32 instead of 1536 -> 784 -> 32); and that plus K-means warm-started from
-the previous step's centres with 3 Lloyd iterations instead of 10 fresh ones.
-Part 2 times one step of the head alone (Ω sampling, row gathers, projections, the four terms, backward) on random
-tables of 1x and 10x yelp's size with the same batch and N̂ (the models' defaults), and once more at 1x with 128-d
-LLM rows, which shows how much of the step the wide LLM-side projectors take. Target: ratio ~1 (cost independent
-of |V|).
+Part 1, per dataset, every model built first and then timed in rounds (one epoch of each model per round, the
+median over rounds), so load on the machine hits all of them alike. Target: ratio <= 1.25.
+* yelp: the real RLMRec split with GENERATED STAND-IN LLM embeddings (random N x 1536 float32 rows, the shape of
+  RLMRec's ada-002 files -- not real profiles: only the cost is measured), written into a temporary copy of the
+  dataset, never into dataset/.
+* ml-100k: the shipped real 384-d MiniLM profile tables, settings of configs/ml100k_study.yaml.
+Each head is timed with its LLM rows at full width (``semantic_pca_dim: ~``) and reduced once to 128 principal
+directions (``semantic_pca_dim: 128``, not whitened); the line marked * is the shipped default.
+Part 2 times one step of the DaRec head alone (Ω sampling, row gathers, projections, the four terms, backward) on
+random tables of 1x and 10x yelp's size with the same batch and N̂ (the models' defaults), and once more at 1x with
+128-d LLM rows, which shows how much of the step the wide LLM-side projectors take. Target: ratio ~1 (cost
+independent of |V|).
 """
 import argparse
 import shutil
+import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
-from common import environment_header, timed
+from common import ROOT, environment_header, timed
 
 from recbole_darec import Config
-from recbole_darec.config import DATASET_DIR
+from recbole_darec.data.sources import locate
 from recbole_darec.model.alignment import DaRecHead
 from recbole_darec.single_run import build
 
@@ -35,7 +40,7 @@ MODEL_DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "properti
 
 def standin_dataset(root, dataset, llm_dim, seed=0):
     """Copy the dataset's .inter files to ``root`` and add random (stand-in) .useremb/.itememb files."""
-    src, dst = DATASET_DIR / dataset, Path(root) / dataset
+    src, dst = locate(dataset) / dataset, Path(root) / dataset  # dataset/, or converted from the shared data
     dst.mkdir(parents=True)
     for f in src.glob(f"{dataset}*.inter"):
         shutil.copy(f, dst / f.name)
@@ -51,29 +56,43 @@ def standin_dataset(root, dataset, llm_dim, seed=0):
                 fh.write(token + "\t" + " ".join(f"{x:.5f}" for x in rng.standard_normal(llm_dim)) + "\n")
 
 
-VARIANTS = (  # (label, model, overrides): the baseline first
-    ("LightGCNBackbone", "LightGCNBackbone", {}),
-    ("DaRecLightGCN", "DaRecLightGCN", {}),
-    ("DaRecLightGCN pca128", "DaRecLightGCN", {"semantic_pca_dim": 128}),
-    ("DaRecLightGCN pca128 warm3", "DaRecLightGCN", {"semantic_pca_dim": 128, "darec_kmeans_init": "warm",
-                                                    "darec_kmeans_iters": 3}),
-)
+SEMANTIC_DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "properties/model/SemanticMixin.yaml")
+                                   .read_text())
+WIDTHS = {"full width": {"semantic_pca_dim": None}, "pca128": {"semantic_pca_dim": 128, "semantic_pca_whiten": False}}
+BASELINE = "LightGCNBackbone"
 
 
-def epoch_times(data_root, dataset, device, repeats):
-    times = {}
-    for label, name, overrides in VARIANTS:
-        config = Config(model=name, dataset=dataset, config_dict={
-            "state": "ERROR", "data_path": str(data_root), "use_gpu": device == "cuda", "show_progress": False,
-            **overrides})
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
+def variants():
+    """(label, model, overrides), the baseline first; '*' marks the shipped default of each head."""
+    rows = [(BASELINE, BASELINE, {})]
+    for model in ("DaRecLightGCN", "RLMRecConLightGCN"):
+        for width, overrides in WIDTHS.items():
+            default = all(SEMANTIC_DEFAULTS.get(k) == v for k, v in overrides.items())
+            rows.append((f"{model} {width}{' *' if default else ''}", model, overrides))
+    return rows
+
+
+def epoch_times(dataset, device, repeats, data_root=None, config_files=()):
+    """Median seconds per training epoch of every variant, timed round-robin after one warm-up epoch each."""
+    built = {}
+    for label, name, overrides in variants():
+        extra = {"data_path": str(data_root)} if data_root else {}
+        config = Config(model=name, dataset=dataset, config_file_list=list(config_files), config_dict={
+            "state": "ERROR", "use_gpu": device == "cuda", "show_progress": False, **extra, **overrides})
         _, (train_data, *_), model, trainer = build(config)
-        times[label] = timed(lambda: trainer._train_epoch(train_data, 0), repeats, config["device"])[0]
+        trainer._train_epoch(train_data, 0)  # warm-up
+        built[label] = (model, trainer, train_data)
+    seconds = {label: [] for label in built}
+    for round_ in range(repeats):
+        for label, (_, trainer, train_data) in built.items():
+            seconds[label].append(timed(lambda: trainer._train_epoch(train_data, round_ + 1), 1, device,
+                                        warmup=False)[0])
+    times = {label: statistics.median(values) for label, values in seconds.items()}
+    for label, (model, _, train_data) in built.items():
         tables = sum(b.numel() * b.element_size() for n, b in model.named_buffers() if n.endswith("_semantic"))
-        memory = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if device == "cuda" else ""
-        print(f"  {label}: epoch {times[label]:.3f}s, LLM tables {tables / 2**20:.1f} MiB{memory}")
-        del model, trainer, train_data
+        width = getattr(model, "semantic_dim", None)
+        llm = f", LLM rows {width}-d, tables {tables / 2**20:.1f} MiB" if width else ""
+        print(f"  {label}: epoch {times[label]:.3f}s ({len(train_data)} batches){llm}")
     return times
 
 
@@ -85,12 +104,15 @@ def head_step_time(n_users, n_items, llm_dim, device, repeats, batch=4096, d=32)
     item_llm = torch.randn(n_items, llm_dim, generator=gen).to(device)
     users = torch.randint(n_users, (batch,), generator=gen).to(device)
     items = torch.randint(n_items, (batch,), generator=gen).to(device)
+    user_degree = torch.randint(1, 50, (n_users,), generator=gen).to(device)  # stand-in training degrees
+    item_degree = torch.randint(1, 50, (n_items,), generator=gen).to(device)
     head = DaRecHead(d, llm_dim, sample_size=MODEL_DEFAULTS["darec_sample_size"],
-                     reg_sample=MODEL_DEFAULTS["darec_reg_sample"]).to(device)
+                     reg_sample=MODEL_DEFAULTS["darec_reg_sample"]).to(device)  # the other settings: defaults
 
     def step():
         u, i = DaRecHead.sample_nodes(users, items, head.sample_size)
-        terms = head(torch.cat([user_table[u], item_table[i]]), torch.cat([user_llm[u], item_llm[i]]))
+        terms = head(torch.cat([user_table[u], item_table[i]]), torch.cat([user_llm[u], item_llm[i]]),
+                     degree=torch.cat([user_degree[u], item_degree[i]]), n_users=len(u))
         sum(terms.values()).backward()
 
     return timed(step, repeats, device)[0]
@@ -98,24 +120,30 @@ def head_step_time(n_users, n_items, llm_dim, device, repeats, batch=4096, d=32)
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="yelp")
+    parser.add_argument("--datasets", default="yelp,ml-100k", help="comma-separated: yelp (stand-in tables), ml-100k")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--llm-dim", type=int, default=1536)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv itself
     if args.threads:
         torch.set_num_threads(args.threads)
     print(environment_header())
-    print(f"LLM side: GENERATED STAND-IN embeddings ({args.llm_dim}-d random rows), cost measurement only")
-    with tempfile.TemporaryDirectory() as root:
-        standin_dataset(root, args.dataset, args.llm_dim)
-        times = epoch_times(root, args.dataset, args.device, args.repeats)
-    base = times["LightGCNBackbone"]
-    for label, seconds in times.items():
-        if label != "LightGCNBackbone":
-            print(f"part 1, {args.dataset}: {label} / LightGCNBackbone epoch ratio {seconds / base:.2f} "
-                  f"({seconds:.3f}s / {base:.3f}s; target <= 1.25)")
+    for dataset in args.datasets.split(","):
+        if dataset == "ml-100k":
+            print("part 1, ml-100k: real 384-d MiniLM profile tables, configs/ml100k_study.yaml")
+            times = epoch_times("ml-100k", args.device, args.repeats, config_files=[ROOT / "configs/ml100k_study.yaml"])
+        else:
+            print(f"part 1, {dataset}: LLM side GENERATED STAND-IN embeddings ({args.llm_dim}-d random rows), "
+                  "cost measurement only")
+            with tempfile.TemporaryDirectory() as root:
+                standin_dataset(root, dataset, args.llm_dim)
+                times = epoch_times(dataset, args.device, args.repeats, data_root=root)
+        for label, seconds in times.items():
+            if label != BASELINE:
+                print(f"part 1, {dataset}: {label} / {BASELINE} epoch ratio {seconds / times[BASELINE]:.2f} "
+                      f"({seconds:.3f}s / {times[BASELINE]:.3f}s; target <= 1.25)")
     n_hat, n_reg = MODEL_DEFAULTS["darec_sample_size"], MODEL_DEFAULTS["darec_reg_sample"]
     small = head_step_time(11_091, 11_010, args.llm_dim, args.device, args.repeats)
     large = head_step_time(110_910, 110_100, args.llm_dim, args.device, args.repeats)

@@ -63,8 +63,14 @@ def test_aligned_model_uses_the_reduced_tables(quick_config):
     assert "user_semantic" not in model.state_dict()
     losses = trainer._train_epoch(train_data, 0)
     assert all(torch.isfinite(torch.tensor(v)) for v in losses)
-    with pytest.raises(ValueError, match="semantic_pca_dim"):
-        build(Config(model="DaRecLightGCN", dataset="ml-100k", config_dict={**quick_config, "semantic_pca_dim": 999}))
+    def model_with(dim):
+        return build(Config(model="DaRecLightGCN", dataset="ml-100k",
+                            config_dict={**quick_config, "semantic_pca_dim": dim}))[2]
+
+    assert model_with(384).semantic_dim == 384  # a cap: tables at most that wide are used as they are
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="semantic_pca_dim"):
+            model_with(bad)
 
 
 def test_dataset_build_lock_excludes_other_processes(tmp_path):

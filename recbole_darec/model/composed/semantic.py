@@ -56,13 +56,17 @@ class SemanticMixin:
         settings = semantic_settings(config)  # defaults: properties/model/SemanticMixin.yaml
         self.semantic_dim = register_semantic_buffers(self, dataset, fp16=bool(settings["semantic_fp16"]),
                                                       check_split=bool(settings["semantic_check_split"]))
-        if settings["semantic_pca_dim"]:
-            self._reduce_semantic_tables(int(settings["semantic_pca_dim"]), bool(settings["semantic_pca_whiten"]))
+        if settings["semantic_pca_dim"] is not None:
+            self._reduce_semantic_tables(settings["semantic_pca_dim"], bool(settings["semantic_pca_whiten"]))
         self._grad_share_pending = bool(config["log_grad_share"])  # every head, not only DaRec
 
     def _reduce_semantic_tables(self, dim, whiten):
-        """Replace the LLM tables by their top-``dim`` principal components (computed once, at build time)."""
+        """Replace the LLM tables by their top-``dim`` principal components (computed once, at build time);
+        tables at most ``dim`` wide are used as they are."""
         width = self.semantic_dim
+        if isinstance(dim, int) and not isinstance(dim, bool) and width <= dim:
+            logging.getLogger().info(f"semantic: {width}-d tables used as they are (semantic_pca_dim={dim})")
+            return
         try:
             user, item, explained = pca_tables(self.user_semantic, self.item_semantic, self.user_semantic_mask,
                                                self.item_semantic_mask, dim, whiten=whiten)
