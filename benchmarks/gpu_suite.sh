@@ -71,8 +71,8 @@ step epoch_time 60 1 "ratio|^[A-Za-z]+ +[0-9.]+ +[0-9.]+$" \
 OVERHEAD_SETS=$DATASET; [ "$DATASET" = yelp ] && OVERHEAD_SETS=yelp,ml-100k  # stand-in 1536-d and real 384-d
 step darec_overhead 130 1 "ratio|part 2|peak GPU" \
   "$PY" benchmarks/darec_overhead.py --device=cuda --repeats=1 --datasets="$OVERHEAD_SETS"
-step encode 45 1 "texts/s|peak|cached" \
-  "$PY" benchmarks/encode.py --device=cuda
+step encode 90 1 "texts/s|peak|cached" \
+  "$PY" benchmarks/encode.py --device=cuda --repeats=1 --amazon_sample=0
 step tune_sweep 110 1 "trials/h|^ +[0-9]+ +[0-9.]+ " \
   "$PY" benchmarks/tune_throughput.py --trials 4 --concurrency 4 --gpus-per-trial 0.25 --epochs 2 --num-cpus 8
 [ $DRY = 1 ] && exit 0

@@ -1,8 +1,10 @@
 """LLM side: encoder parity, real semantic signal, no leakage, id alignment, bad input, cache behaviour.
 
-Real MiniLM encoding is limited to what needs it (3 reference sentences, a 300-item subset); everything about
-files, ids and caching uses a tiny deterministic stand-in encoder so the suite stays fast on 2 cores.
+Real MiniLM encoding is limited to what needs it (3 reference sentences, a 300-item subset, 18 texts for the
+batching, the toy dataset's 8 profiles for per-text reuse); everything else about files, ids and caching uses a
+tiny deterministic stand-in encoder so the suite stays fast on 2 cores.
 """
+import contextlib
 import hashlib
 import json
 import logging
@@ -120,6 +122,71 @@ def test_item_neighbours_share_a_genre(minilm):
     random_rate = (share.sum() - share.trace()) / (len(ids) * (len(ids) - 1))  # every ordered pair, exactly
     print(f"genre share: nearest neighbour {nn_rate:.3f}, random item {random_rate:.3f}")
     assert nn_rate > random_rate + 0.35 and nn_rate > 2 * random_rate
+
+
+@contextlib.contextmanager
+def _default_linears(model):
+    """``model`` on torch's default Linear kernel, as the encoder ran before oneDNN (yields the layers switched)."""
+    from recbole_darec.semantic.encoder import _OneDNNLinear
+
+    switched = [m for m in model.modules() if type(m) is _OneDNNLinear]
+    for module in switched:
+        module.__class__ = torch.nn.Linear
+    try:
+        yield len(switched)
+    finally:
+        for module in switched:
+            module.__class__ = _OneDNNLinear
+
+
+@torch.inference_mode()
+def _char_sorted_encode(enc, texts, batch_size=64):
+    """The encoder's path before length bucketing: longest by characters first, fixed batches, each tokenised
+    with padding to its longest text."""
+    out = np.zeros((len(texts), enc.dim), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    for start in range(0, len(texts), batch_size):
+        idx = order[start:start + batch_size]
+        batch = enc.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=enc.max_length,
+                              return_tensors="pt")
+        hidden = enc.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        out[idx] = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1).numpy()
+    return out
+
+
+def test_length_bucketed_batches_match_the_char_sorted_path(minilm, monkeypatch):
+    """Texts grouped by token length, under a text and a token limit, and oneDNN's GEMM give the old path's rows
+    in input order."""
+    from recbole_darec.semantic import encoder as encoder_module
+    from recbole_darec.semantic.encoder import _onednn_linear_works
+
+    titles = [" ".join(t.split()) for t in read_atomic(DATASET_DIR / "ml-100k" / "ml-100k.item")[0]["movie_title"]]
+    counts = [1, 30, 3, 40, 9, 2, 25, 5, 12, 14, 1, 60, 6, 22, 120]  # 8 to 600+ tokens, lengths shuffled
+    texts = [f"Recently watched: {'; '.join(titles[k:k + n])}." for k, n in zip(range(0, 400, 20), counts)]
+    texts += [texts[3], texts[0], texts[14]]  # repeated texts get the same row, encoded once
+    full = [len(ids) for ids in minilm.tokenizer(texts)["input_ids"]]
+    assert sum(n > minilm.max_length for n in full) == 3  # two distinct texts are truncated, one of them repeated
+    lengths = [min(n, minilm.max_length) for n in full[:15]]
+    monkeypatch.setattr(minilm, "batch_size", 4)
+    monkeypatch.setattr(encoder_module, "CPU_BATCH_TOKENS", 600)  # long texts: 2 a batch; short ones: 4
+    shapes = []
+    hook = minilm.model.register_forward_pre_hook(lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)),
+                                                  with_kwargs=True)
+    try:
+        ours = minilm.encode(texts, show_progress=False)
+    finally:
+        hook.remove()
+    with _default_linears(minilm.model) as switched:
+        np.testing.assert_allclose(ours, _char_sorted_encode(minilm, texts), atol=1e-5, rtol=0)
+    if _onednn_linear_works():  # x86 torch builds: every Linear layer (6 per block, 6 blocks, the pooler)
+        assert switched == 37
+    assert all(np.array_equal(ours[15 + k], ours[i]) for k, i in enumerate((3, 0, 14)))
+    expected, rest = [], sorted(lengths, reverse=True)  # 15 distinct texts by token length, greedily grouped
+    while rest:
+        n = next(n for n in range(min(4, len(rest)), 0, -1) if n == 1 or n * rest[0] <= 600)
+        expected, rest = expected + [(n, rest[0])], rest[n:]
+    assert shapes == expected and len(shapes) == 5
 
 
 # ---------------------------------------------------------------------------------------------- profiles
@@ -394,14 +461,15 @@ def test_switching_seeds_back_reuses_cached_user_embeddings(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     first = build(2020)
     assert all(r["rebuilt"] and not r.get("cached") for r in first.values())
-    assert (enc.calls, enc.texts) == (2, 943 + 1682)
+    assert (enc.calls, enc.texts) == (2, 943 + 1664)  # 18 items repeat another item's text: encoded once
     files_a = _built_files(folder, "ml-100k")
-    other = build(2021)
-    assert other["user"]["rebuilt"] and not other["item"]["rebuilt"] and (enc.calls, enc.texts) == (3, 2 * 943 + 1682)
+    other = build(2021)  # another split changes every user's recent titles: nothing to reuse
+    assert other["user"]["rebuilt"] and not other["item"]["rebuilt"] and "reused" not in other["user"]
+    assert (enc.calls, enc.texts) == (3, 2 * 943 + 1664)
     assert _built_files(folder, "ml-100k")["ml-100k.useremb"] != files_a["ml-100k.useremb"]
     back = build(2020)
     assert back["user"]["rebuilt"] and back["user"]["cached"] and not back["item"]["rebuilt"]
-    assert (enc.calls, enc.texts) == (3, 2 * 943 + 1682)  # seed 2020's users were encoded once
+    assert (enc.calls, enc.texts) == (3, 2 * 943 + 1664)  # seed 2020's users were encoded once
     assert _built_files(folder, "ml-100k") == files_a  # byte-identical files, same manifest (train fingerprint too)
     assert "semantic: reusing cached user embeddings of ml-100k" in caplog.text
     again = build(2020)
@@ -485,6 +553,27 @@ def test_corrupt_cache_entry_is_ignored_and_encoded_again(toy, caplog, kind):
     assert not [p for p in (toy / "toy.semantic-cache").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.parametrize("kind", ["garbage", "nan", "wrong_dim"])
+def test_rows_of_a_broken_entry_are_not_reused(toy, kind):
+    from recbole_darec.semantic import cache
+
+    enc = CountingEncoder()
+    ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    entry_a = _user_entry(toy, enc)
+    _toy_train(toy, [("u2", "i4")])
+    ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    assert enc.texts == 3 + 5 + 1 and len(cache.reusable_rows(toy, "toy", "user", enc.identity, 8)) == 4
+    _corrupt(entry_a, kind, None)
+    assert len(cache.reusable_rows(toy, "toy", "user", enc.identity, 8)) == 3  # the other entry's rows only
+    _toy_train(toy, [("u3", "i4")])  # u2 is back to a text only the broken entry held, u3 is new
+    result = ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    assert result["user"]["reused"] == 1 and enc.texts == 3 + 5 + 1 + 2
+    texts = {json.loads(line)["id"]: json.loads(line)["text"]
+             for line in (toy / "toy.generated.userprofile.jsonl").read_text().splitlines()}
+    tokens, matrix = read_embedding_file(toy / "toy.useremb", "user")
+    np.testing.assert_allclose(matrix, FakeEncoder().encode([texts[t] for t in tokens]), atol=1e-7)
+
+
 def test_cache_keeps_the_most_recently_used_entries_per_side(toy, monkeypatch):
     from recbole_darec.semantic import cache
 
@@ -505,6 +594,61 @@ def test_cache_keeps_the_most_recently_used_entries_per_side(toy, monkeypatch):
     entries[4] = _user_entry(toy, enc)
     assert users() == {entries[2], entries[4]} and enc.calls == 6  # variant 3 was the least recently used
     assert len(list((toy / "toy.semantic-cache").glob("item-*.npz"))) == 1
+
+
+class RecordingEncoder:
+    """The real MiniLM behind a wrapper that records every text it is asked to encode."""
+
+    def __init__(self, inner):
+        self.inner, self.identity, self.dim, self.texts = inner, inner.identity, inner.dim, []
+
+    def encode(self, texts, show_progress=True, desc=""):
+        self.texts += list(texts)
+        return self.inner.encode(texts, show_progress, desc)
+
+
+def test_rebuild_encodes_only_the_changed_texts(toy, minilm, caplog):
+    enc = RecordingEncoder(minilm)
+    first = ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    assert len(enc.texts) == 3 + 5 and first["user"]["count"] == 3
+    before = read_embedding_file(toy / "toy.useremb", "user")[1]
+    _toy_train(toy, [("u2", "i4")])  # u2's training history changes, u1's and u3's do not
+    caplog.set_level(logging.INFO)
+    result = ensure_semantic_embeddings(toy_config(toy), encoder=enc)
+    texts = {json.loads(line)["id"]: json.loads(line)["text"]
+             for line in (toy / "toy.generated.userprofile.jsonl").read_text().splitlines()}
+    assert enc.texts[8:] == [texts["u2"]] and "Delta" in texts["u2"]
+    assert result["user"]["rebuilt"] and result["user"]["reused"] == 2 and not result["item"]["rebuilt"]
+    assert "semantic: encoding 1 of 3 user profiles of toy" in caplog.text and "(2 reused" in caplog.text
+    tokens, reused = read_embedding_file(toy / "toy.useremb", "user")
+    assert tokens == ["u1", "u2", "u3"] and np.array_equal(reused[[0, 2]], before[[0, 2]])  # rows copied
+    ensure_semantic_embeddings(toy_config(toy), encoder=enc, force=True)  # a full re-encode: the same matrix
+    assert len(enc.texts) == 8 + 1 + 3 + 5
+    np.testing.assert_allclose(reused, read_embedding_file(toy / "toy.useremb", "user")[1], atol=1e-5, rtol=0)
+
+
+def test_half_precision_is_refused_on_cpu(toy):
+    from recbole_darec.semantic.encoder import encoder_identity
+
+    for dtype in ("float16", "bfloat16"):
+        with pytest.raises(ValueError, match=f"^semantic_dtype={dtype} needs a CUDA semantic_device") as err:
+            TextEncoder(device="cpu", dtype=dtype)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="^semantic_dtype='float64': expected one of float32, float16, bfloat16$"):
+        TextEncoder(dtype="float64")
+    config = toy_config(toy, semantic_dtype="bfloat16", semantic_device="cpu")  # a known key
+    with pytest.raises(ValueError, match="^semantic_dtype=bfloat16 needs a CUDA semantic_device"):
+        ensure_semantic_embeddings(config)
+    assert not list(toy.glob("toy.*emb"))
+    gpu_built = FakeEncoder()
+    gpu_built.identity = encoder_identity(dtype="bfloat16")
+    ensure_semantic_embeddings(toy_config(toy), encoder=gpu_built)
+    with pytest.raises(ValueError, match="^semantic_dtype=bfloat16 needs a CUDA"):  # even with nothing to encode
+        ensure_semantic_embeddings(config)
+    # Part of the cache key, so half precision rows never pass for float32 ones; float32 adds nothing, so caches
+    # written before the key existed stay valid.
+    assert encoder_identity(dtype="bfloat16") == {**encoder_identity(), "dtype": "bfloat16"}
+    assert "dtype" not in encoder_identity()
 
 
 def test_files_built_before_the_cache_are_cached_when_replaced(toy):

@@ -3,8 +3,8 @@
 Usage::
 
     python -m recbole_darec.semantic --dataset=ml-100k [--encoder=NAME_OR_PATH] [--device=cuda]
-        [--batch_size=64] [--max_length=256] [--model=BPR] [--config_files="a.yaml b.yaml"] [--force]
-        [--key=value ...]
+        [--batch_size=64] [--max_length=256] [--dtype=float32] [--model=BPR] [--config_files="a.yaml b.yaml"]
+        [--force] [--key=value ...]
 
 The split that user profiles are built from is the one a run with the same config gets, so pass the same
 ``--config_files`` / ``--key=value`` overrides (seed, eval_args, ...) you will train with; a run whose split
@@ -34,6 +34,7 @@ def main(argv=None):
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the config's device)")
     parser.add_argument("--batch_size", type=int, default=None, help="texts per forward pass (default 64)")
     parser.add_argument("--max_length", type=int, default=None, help="truncation in tokens (default: encoder's)")
+    parser.add_argument("--dtype", default=None, help="float32 (default); float16 or bfloat16 on CUDA only")
     parser.add_argument("--model", default="BPR", help="model whose defaults shape the config (default BPR)")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files, as in run_recbole")
     parser.add_argument("--force", action="store_true", help="re-encode even when the cache is current")
@@ -45,7 +46,8 @@ def main(argv=None):
             parser.error(f"unrecognised argument {item!r} (use --key=value)")
         overrides[key] = _parse_value(value)
     for key, value in (("semantic_encoder", args.encoder), ("semantic_device", args.device),
-                       ("semantic_batch_size", args.batch_size), ("semantic_max_length", args.max_length)):
+                       ("semantic_batch_size", args.batch_size), ("semantic_max_length", args.max_length),
+                       ("semantic_dtype", args.dtype)):
         if value is not None:
             overrides[key] = value
 

@@ -9,15 +9,18 @@ Per side (user, item), first match wins:
 Texts are encoded only when the encoder or the texts changed (manifest ``<ds>.semantic.json``), and not even then
 when the same encoder already encoded the same texts: matrices are kept in ``<ds>.semantic-cache/`` keyed by
 (side, encoder identity, texts digest), at most ``cache.CACHE_KEEP`` per side, so alternating seeds (ml-100k user
-profiles follow the seed's training split) re-encodes nothing. Everything is read and validated before anything
-is written; each file is replaced atomically.
+profiles follow the seed's training split) re-encodes nothing; otherwise only the texts that none of those matrices
+holds are encoded (a few changed or new profiles cost a few encodings). Everything is read and validated before
+anything is written; each file is replaced atomically.
 """
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from recbole_darec.semantic import cache, files
 from recbole_darec.semantic.defaults import with_defaults
-from recbole_darec.semantic.encoder import TextEncoder, encoder_identity
+from recbole_darec.semantic.encoder import TextEncoder, check_dtype, encoder_identity
 from recbole_darec.semantic.loading import apply_semantic_config
 from recbole_darec.semantic.profiles import TEXT_TYPES, item_texts, profile_settings, read_atomic, user_texts
 from recbole_darec.semantic.split import known_tokens, train_fingerprint, training_interactions
@@ -108,7 +111,8 @@ def ensure_semantic_embeddings(config, encoder=None, force=False):
 
     Returns:
         dict: per side ``{"path", "source", "rebuilt", "count", "dim"}``, plus ``"cached": True`` on a rebuilt
-        side whose matrix came from ``<ds>.semantic-cache/`` instead of the encoder.
+        side whose matrix came from ``<ds>.semantic-cache/`` instead of the encoder, or ``"reused": n`` when n of
+        its rows were taken from cached matrices of the same encoder (same text) and only the rest encoded.
 
     Raises:
         FileNotFoundError: a side has no embeddings, no profiles and no side information (message says what to
@@ -142,6 +146,9 @@ def _cache_outgoing(root, ds, side, entry, path, new_key):
 
 def _ensure(config, root, encoder, force):
     ds, opts, sep = config["dataset"], semantic_settings(config), config["field_separator"]
+    device = opts["semantic_device"] or config["device"]
+    if encoder is None:
+        check_dtype(opts["semantic_dtype"], device)  # refused before any work, whether or not encoding is due
     mpath = cache.manifest_path(root, ds)
     manifest, known = cache.read_manifest(mpath), known_tokens(config)
     sources, result, missing, validated = {}, {}, [], False
@@ -169,8 +176,8 @@ def _ensure(config, root, encoder, force):
     texts = {s: files.read_profile_file(src, s, known[s]) for s, src in sources.items() if src != "generated"}
     generated, train = generate_profile_texts(config, [s for s, src in sources.items() if src == "generated"], known)
     texts.update(generated)
-    identity = encoder.identity if encoder is not None else encoder_identity(opts["semantic_encoder"],
-                                                                             opts["semantic_max_length"])
+    identity = encoder.identity if encoder is not None else encoder_identity(
+        opts["semantic_encoder"], opts["semantic_max_length"], opts["semantic_dtype"])
     todo = {}
     for side, side_texts in texts.items():  # 2. encode what changed (still nothing written)
         path = root / f"{ds}.{files.EMB_FIELDS[side][0]}"
@@ -182,30 +189,38 @@ def _ensure(config, root, encoder, force):
         if not side_texts:
             raise ValueError(f"no {side} profile could be built for dataset '{ds}' (all texts empty)")
         tokens = sorted(side_texts)
-        matrix = None if force else cache.load_cached(root, ds, side, identity, digest, tokens,
-                                                      getattr(encoder, "dim", None))
-        cached = matrix is not None
+        keys = cache.text_keys(side_texts[t] for t in tokens)
+        dim = getattr(encoder, "dim", None)
+        matrix = None if force else cache.load_cached(root, ds, side, identity, digest, tokens, dim)
+        cached, reused = matrix is not None, 0
         if cached:
             logging.getLogger().info(f"semantic: reusing cached {side} embeddings of {ds} ({len(tokens)} profiles, "
                                      f"{identity['encoder']})")
         else:
-            if encoder is None:
-                encoder = TextEncoder(opts["semantic_encoder"], opts["semantic_device"] or config["device"],
-                                      opts["semantic_batch_size"], opts["semantic_max_length"])
-            logging.getLogger().info(f"semantic: encoding {len(tokens)} {side} profiles of {ds} with "
-                                     f"{identity['encoder']}")
-            matrix = encoder.encode([side_texts[t] for t in tokens], opts["semantic_show_progress"], f"{ds} {side}s")
-        todo[side] = (path, tokens, matrix, digest, cached)
+            rows = {} if force else cache.reusable_rows(root, ds, side, identity, dim)
+            reused = sum(key in rows for key in keys)
+            new = list(dict.fromkeys(side_texts[t] for t, key in zip(tokens, keys) if key not in rows))
+            logging.getLogger().info(f"semantic: encoding {len(new)} of {len(tokens)} {side} profiles of {ds} with "
+                                     f"{identity['encoder']} ({reused} reused from earlier encodings)")
+            if new:
+                if encoder is None:
+                    encoder = TextEncoder(opts["semantic_encoder"], device, opts["semantic_batch_size"],
+                                          opts["semantic_max_length"], opts["semantic_dtype"])
+                rows.update(zip(cache.text_keys(new), encoder.encode(new, opts["semantic_show_progress"],
+                                                                     f"{ds} {side}s")))
+            matrix = np.stack([rows[key] for key in keys]).astype(np.float32, copy=False)
+        todo[side] = (path, tokens, matrix, digest, cached, keys)
         result[side] = {"path": path, "source": str(sources[side]), "rebuilt": True, "count": len(tokens),
-                        "dim": matrix.shape[1], **({"cached": True} if cached else {})}
+                        "dim": matrix.shape[1], **({"cached": True} if cached else {}),
+                        **({"reused": reused} if reused else {})}
     if result["user"]["dim"] != result["item"]["dim"]:
         raise ValueError(f"{result['user']['path']} has dimension {result['user']['dim']} but "
                          f"{result['item']['path']} has {result['item']['dim']}: both sides need the same encoder")
-    for side, (path, tokens, matrix, digest, cached) in todo.items():  # 3. write file, then its manifest entry
+    for side, (path, tokens, matrix, digest, cached, keys) in todo.items():  # 3. file, then its manifest entry
         _cache_outgoing(root, ds, side, manifest.get(side), path, (identity, digest))
         files.write_embedding_file(path, side, tokens, matrix)
         if not cached:
-            cache.store_cached(root, ds, side, identity, digest, tokens, matrix)
+            cache.store_cached(root, ds, side, identity, digest, tokens, matrix, keys=keys)
         manifest[side] = {"source": str(sources[side]), "encoder": identity, "text_hash": digest,
                           "dim": int(matrix.shape[1]), "count": len(tokens), **cache.file_stamp(path)}
         if sources[side] == "generated":

@@ -11,7 +11,8 @@ one we wrote (size/mtime, else sha256). An embedding file the manifest does not 
 ("provided"): it is validated, recorded (so the next run skips the re-validation) and never overwritten.
 
 Matrices once encoded are also kept in ``<ds>.semantic-cache/`` (see :func:`load_cached`), so texts seen before
-(a seed whose training split was already profiled) are not encoded again.
+(a seed whose training split was already profiled) are not encoded again, and a rebuild encodes only the texts
+no cached matrix of the same encoder holds (:func:`reusable_rows`).
 """
 import contextlib
 import hashlib
@@ -102,7 +103,8 @@ def is_current(entry, path, identity, texts_digest):
 # Matrices already encoded, kept by (side, encoder identity, text digest) in ``<root>/<ds>.semantic-cache/``, so
 # going back to texts seen before (ml-100k: a seed whose training split was already profiled) costs no encoding.
 # Entries are plain ``.npz`` (no pickle: read with ``allow_pickle=False``): ``meta`` (JSON of the key),
-# ``tokens`` (str array) and ``matrix`` (float32, one row per token). Each side keeps its ``CACHE_KEEP`` most
+# ``tokens`` (str array), ``matrix`` (float32, one row per token) and ``text_keys`` (sha256 of each row's text:
+# a rebuild reuses the rows of unchanged texts, :func:`reusable_rows`). Each side keeps its ``CACHE_KEEP`` most
 # recently written or used entries (mtime, refreshed on every hit). Callers hold the dataset folder's lock
 # (:func:`recbole_darec.single_run.dataset_build_lock`).
 
@@ -130,6 +132,28 @@ def _touch(path):
     os.utime(path, ns=(now, now))
 
 
+@contextlib.contextmanager
+def _open_entry(path):
+    """The entry's ``NpzFile`` (arrays are read on access); raises on anything that is not an archive."""
+    with open(path, "rb") as fh:  # our handle: np.load leaks its own when the zip is truncated
+        npz = np.load(fh, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with npz:
+            yield npz
+
+
+def _matrix_problem(matrix, rows, dim):
+    """Why ``matrix`` can't be ``rows`` embeddings of dimension ``dim`` (``None`` = any), or ``None``."""
+    if matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[0] != rows or not matrix.shape[1]:
+        return f"matrix {matrix.dtype} {matrix.shape} for {rows} ids"
+    if dim is not None and matrix.shape[1] != dim:
+        return f"dimension {matrix.shape[1]}, the encoder's is {dim}"
+    if not np.isfinite(matrix).all():
+        return "matrix contains NaN/Inf"
+    return None
+
+
 def load_cached(root, dataset, side, identity, texts_digest, tokens, dim=None):
     """The cached float32 matrix for exactly these rows (``tokens`` in file order), or ``None``.
 
@@ -141,23 +165,15 @@ def load_cached(root, dataset, side, identity, texts_digest, tokens, dim=None):
     if not path.is_file():
         return None
     try:
-        with open(path, "rb") as fh:  # our handle: np.load leaks its own when the zip is truncated
-            npz = np.load(fh, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with npz:
-                meta, cached_tokens, matrix = str(npz["meta"][()]), npz["tokens"], npz["matrix"]
+        with _open_entry(path) as npz:
+            meta, cached_tokens, matrix = str(npz["meta"][()]), npz["tokens"], npz["matrix"]
         problem = None
         if meta != _cache_meta(side, identity, texts_digest):
             problem = "written for another encoder/texts"
         elif cached_tokens.ndim != 1 or cached_tokens.tolist() != list(tokens):
             problem = f"its ids differ from the {len(tokens)} expected"
-        elif matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[0] != len(tokens) or not matrix.shape[1]:
-            problem = f"matrix {matrix.dtype} {matrix.shape} for {len(tokens)} ids"
-        elif dim is not None and matrix.shape[1] != dim:
-            problem = f"dimension {matrix.shape[1]}, the encoder's is {dim}"
-        elif not np.isfinite(matrix).all():
-            problem = "matrix contains NaN/Inf"
+        else:
+            problem = _matrix_problem(matrix, len(tokens), dim)
     except Exception as exc:  # truncated zip, missing key, object array refused without pickle, ...
         problem = f"unreadable ({type(exc).__name__}: {exc})"
     if problem:
@@ -170,8 +186,35 @@ def load_cached(root, dataset, side, identity, texts_digest, tokens, dim=None):
     return matrix
 
 
-def store_cached(root, dataset, side, identity, texts_digest, tokens, matrix, keep=None):
+def text_keys(texts):
+    """sha256 hex of each text: how :func:`reusable_rows` finds a text's row again under other ids/texts."""
+    return [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in texts]
+
+
+def reusable_rows(root, dataset, side, identity, dim=None):
+    """``{text key: row}`` from every cached matrix of ``side`` the same encoder wrote, so that a rebuild encodes
+    only texts none of them holds (a few changed profiles cost a few encodings). Bounded by the cache itself
+    (``CACHE_KEEP`` entries per side). Entries without ``text_keys`` (written before them) or unreadable ones add
+    nothing; :func:`load_cached` removes a broken entry when it is asked for."""
+    rows, folder = {}, cache_dir(root, dataset)
+    for path in sorted(folder.glob(f"{side}-*.npz")) if folder.is_dir() else []:
+        try:
+            with _open_entry(path) as npz:
+                meta = json.loads(str(npz["meta"][()]))
+                if (meta.get("side"), meta.get("encoder")) != (side, identity) or "text_keys" not in npz.files:
+                    continue
+                keys, matrix = npz["text_keys"], npz["matrix"]
+        except Exception as exc:  # only an optimisation: a bad entry is simply not reused
+            logging.getLogger().debug(f"semantic: not reusing rows of {path}: {exc}")
+            continue
+        if keys.ndim == 1 and keys.dtype.kind == "U" and not _matrix_problem(matrix, len(keys), dim):
+            rows.update(zip(keys.tolist(), matrix))
+    return rows
+
+
+def store_cached(root, dataset, side, identity, texts_digest, tokens, matrix, keep=None, keys=None):
     """Atomically write a cache entry (temp file + ``os.replace``), then keep the side's ``keep`` newest entries.
+    ``keys`` (:func:`text_keys` of the rows' texts) lets :func:`reusable_rows` reuse its rows for other texts.
 
     The cache only saves time: a failure to write it (read-only or full disk) is logged, never raised.
     """
@@ -183,7 +226,8 @@ def store_cached(root, dataset, side, identity, texts_digest, tokens, matrix, ke
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:  # a file object: np.savez appends no ".npz" to the temp name
             np.savez(fh, meta=np.array(_cache_meta(side, identity, texts_digest)),
-                     tokens=np.array(list(tokens), dtype=str), matrix=matrix)
+                     tokens=np.array(list(tokens), dtype=str), matrix=matrix,
+                     **({} if keys is None else {"text_keys": np.array(list(keys), dtype=str)}))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         tmp = None
