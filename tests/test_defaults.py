@@ -35,7 +35,7 @@ def test_constructor_defaults_equal_the_yaml(name):
 
 def test_semantic_builder_falls_back_to_the_same_yaml():
     """A config of a model without the LLM side (the semantic CLI's BPR) gets SemanticMixin.yaml's values."""
-    plain, aligned = _config("BPR"), _config("DaRecLightGCN")
+    plain, aligned = _config("BPR"), _config("RLMRecConLightGCN")  # DaRec sets its own PCA defaults
     assert "semantic_pca_dim" not in plain.final_config_dict
     assert semantic_settings(plain) == semantic_settings(aligned)
     assert profile_settings(plain) == profile_settings(aligned)  # ml-100k's templates: dataset_configs/ml-100k.yaml

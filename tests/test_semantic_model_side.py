@@ -73,6 +73,22 @@ def test_aligned_model_uses_the_reduced_tables(quick_config):
             model_with(bad)
 
 
+def test_darec_reduces_to_256_directions_by_default_and_full_width_on_request(quick_config):
+    from recbole_darec.semantic.whiten import pca_tables
+
+    def model(name, **overrides):
+        return build(Config(model=name, dataset="ml-100k", config_dict={**quick_config, **overrides}))[2]
+
+    darec = model("DaRecLightGCN")
+    assert darec.semantic_dim == 256 and darec.head.llm_shared[0].weight.shape == (144, 256)  # (256 + d=32) // 2
+    full = model("DaRecLightGCN", semantic_pca_dim=None)
+    assert full.semantic_dim == 384
+    user, item, _ = pca_tables(full.user_semantic, full.item_semantic, full.user_semantic_mask,
+                               full.item_semantic_mask, 256, whiten=False)  # not whitened: plain projections
+    assert torch.equal(darec.user_semantic, user) and torch.equal(darec.item_semantic, item)
+    assert model("RLMRecConLightGCN").semantic_dim == 384  # the RLMRec baselines keep their published width
+
+
 def test_dataset_build_lock_excludes_other_processes(tmp_path):
     """Runs that write the dataset folder's semantic files take turns (see single_run.dataset_build_lock)."""
     import subprocess

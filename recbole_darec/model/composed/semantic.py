@@ -62,11 +62,16 @@ class SemanticMixin:
 
     def _reduce_semantic_tables(self, dim, whiten):
         """Replace the LLM tables by their top-``dim`` principal components (computed once, at build time);
-        tables at most ``dim`` wide are used as they are."""
+        tables at most ``dim`` wide are used as they are. ``dim`` is a cap: with fewer profile rows than that, the
+        n - 1 directions their centred rows span are kept (nothing is lost)."""
         width = self.semantic_dim
-        if isinstance(dim, int) and not isinstance(dim, bool) and width <= dim:
-            logging.getLogger().info(f"semantic: {width}-d tables used as they are (semantic_pca_dim={dim})")
-            return
+        if isinstance(dim, int) and not isinstance(dim, bool):
+            rows = int(self.user_semantic_mask.sum() + self.item_semantic_mask.sum())
+            if width <= dim:
+                logging.getLogger().info(f"semantic: {width}-d tables used as they are (semantic_pca_dim={dim})")
+                return
+            if dim >= 1 and rows >= 2:  # out-of-range values are left to pca_tables to refuse
+                dim = min(dim, rows - 1)
         try:
             user, item, explained = pca_tables(self.user_semantic, self.item_semantic, self.user_semantic_mask,
                                                self.item_semantic_mask, dim, whiten=whiten)
