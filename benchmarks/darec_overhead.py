@@ -10,8 +10,8 @@ median over rounds), so load on the machine hits all of them alike. Target: rati
   RLMRec's ada-002 files -- not real profiles: only the cost is measured), written into a temporary copy of the
   dataset, never into dataset/.
 * ml-100k: the shipped real 384-d MiniLM profile tables, settings of configs/ml100k_study.yaml.
-Each head is timed with its LLM rows at full width (``semantic_pca_dim: ~``) and reduced once to 128 principal
-directions (``semantic_pca_dim: 128``, not whitened); the line marked * is the shipped default.
+Each head is timed with its LLM rows at full width (``semantic_pca_dim: ~``) and reduced once to DaRec's default
+number of principal directions (not whitened); the line marked * is the head's shipped default.
 Part 2 times one step of the DaRec head alone (Ω sampling, row gathers, projections, the four terms, backward) on
 random tables of 1x and 10x yelp's size with the same batch and N̂ (the models' defaults), and once more at 1x with
 128-d LLM rows, which shows how much of the step the wide LLM-side projectors take. Target: ratio ~1 (cost
@@ -56,18 +56,23 @@ def standin_dataset(root, dataset, llm_dim, seed=0):
                 fh.write(token + "\t" + " ".join(f"{x:.5f}" for x in rng.standard_normal(llm_dim)) + "\n")
 
 
-SEMANTIC_DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "properties/model/SemanticMixin.yaml")
-                                   .read_text())
-WIDTHS = {"full width": {"semantic_pca_dim": None}, "pca128": {"semantic_pca_dim": 128, "semantic_pca_whiten": False}}
+PROPERTIES = Path(__file__).resolve().parents[1] / "properties/model"
+SEMANTIC_DEFAULTS = yaml.safe_load((PROPERTIES / "SemanticMixin.yaml").read_text())
+DAREC_DEFAULTS = yaml.safe_load((PROPERTIES / "DaRecMixin.yaml").read_text())
 BASELINE = "LightGCNBackbone"
 
 
 def variants():
-    """(label, model, overrides), the baseline first; '*' marks the shipped default of each head."""
+    """(label, model, overrides), the baseline first: each head at full width and with DaRec's default reduction of
+    the LLM tables; '*' marks the head's shipped default (RLMRec keeps full width, DaRec reduces)."""
+    dim = DAREC_DEFAULTS.get("semantic_pca_dim") or 128
+    widths = {"full width": {"semantic_pca_dim": None},
+              f"pca{dim}": {"semantic_pca_dim": dim, "semantic_pca_whiten": False}}
+    shipped = {"DaRecLightGCN": {**SEMANTIC_DEFAULTS, **DAREC_DEFAULTS}, "RLMRecConLightGCN": SEMANTIC_DEFAULTS}
     rows = [(BASELINE, BASELINE, {})]
-    for model in ("DaRecLightGCN", "RLMRecConLightGCN"):
-        for width, overrides in WIDTHS.items():
-            default = all(SEMANTIC_DEFAULTS.get(k) == v for k, v in overrides.items())
+    for model, defaults in shipped.items():
+        for width, overrides in widths.items():
+            default = defaults.get("semantic_pca_dim") == overrides["semantic_pca_dim"]
             rows.append((f"{model} {width}{' *' if default else ''}", model, overrides))
     return rows
 
