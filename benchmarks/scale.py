@@ -120,22 +120,6 @@ def write_embeddings(folder, n_users, n_items, dim, seed=1):
 
 
 # ----------------------------------------------------------------------------------------------------- measuring
-class FirstSteps:
-    """The first ``steps`` batches of a training loader (the trainer reads nothing else from it here)."""
-
-    def __init__(self, loader, steps):
-        self.loader, self.steps = loader, steps
-
-    def __iter__(self):
-        return islice(iter(self.loader), self.steps)
-
-    def __len__(self):
-        return self.steps
-
-    def __getattr__(self, name):
-        return getattr(self.loader, name)
-
-
 class Memory:
     """Peak memory of one phase: resident set on the CPU, allocated tensors on CUDA."""
 
@@ -180,6 +164,7 @@ def measure(model_name, data_root, device, threads, steps, repeats):
 
     from recbole_darec import Config
     from recbole_darec.single_run import build
+    from recbole_darec.trainer import FirstBatches
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # RecBole's torch.cuda.amp notice, once per process
     if threads:
@@ -194,7 +179,7 @@ def measure(model_name, data_root, device, threads, steps, repeats):
     out["build_s"], out["build_peak_mib"] = time.perf_counter() - start, memory.peak_mib()
     out["batches"] = len(train_data)
     n_steps = min(steps or out["batches"], out["batches"])
-    loader = train_data if n_steps == out["batches"] else FirstSteps(train_data, n_steps)
+    loader = train_data if n_steps == out["batches"] else FirstBatches(train_data, n_steps)
     memory.reset()
     seconds, out["epoch_runs"] = time_call(lambda: trainer._train_epoch(loader, 0), repeats, device)
     out["step_s"], out["steps"] = seconds / n_steps, n_steps

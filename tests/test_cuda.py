@@ -7,7 +7,6 @@ and ``torch.cuda.is_available()``, else the CPU. ``use_gpu`` is not consulted, s
 without CUDA trains on the CPU without an error or a warning, and ``--gpu_id=`` is the switch that forces the CPU.
 """
 import math
-from itertools import islice
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ import torch
 from recbole_darec.config import isolated_config
 from recbole_darec.model import plugin_model_names
 from recbole_darec.single_run import build
+from recbole_darec.trainer import FirstBatches
 
 pytestmark = pytest.mark.cuda
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -23,22 +23,6 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
 EXTRA = {"DaRec": {"backbone": "LightGCN"}}  # the generic DaRec composes a RecBole zoo model named by `backbone`
 MODELS = plugin_model_names()  # the registry: every model the plugin defines, so a new one is covered too
 STEPS = 3
-
-
-class FirstSteps:
-    """The first ``steps`` batches of a training loader, for a short real ``trainer._train_epoch``."""
-
-    def __init__(self, loader, steps):
-        self.loader, self.steps = loader, steps
-
-    def __iter__(self):
-        return islice(iter(self.loader), self.steps)
-
-    def __len__(self):
-        return self.steps
-
-    def __getattr__(self, name):
-        return getattr(self.loader, name)
 
 
 def _tensors_in(name, value, depth=0):
@@ -100,7 +84,7 @@ def test_model_lives_trains_and_validates_on_cuda(name, quick_config):
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     loss_devices, score_devices = [], []
     model.calculate_loss = recording(model.calculate_loss, loss_devices)
-    losses = trainer._train_epoch(FirstSteps(train_data, STEPS), 0)
+    losses = trainer._train_epoch(FirstBatches(train_data, STEPS), 0)
     losses = losses if isinstance(losses, tuple) else (losses,)
     assert all(math.isfinite(v) for v in losses), losses
     assert loss_devices and set(loss_devices) == {"cuda"}
@@ -135,6 +119,6 @@ def test_use_gpu_without_cuda_trains_on_the_cpu_silently(monkeypatch, quick_conf
                                                                                 gpu_id="0"))
     assert config["device"] == torch.device("cpu") and config["use_gpu"] is True
     _, (train_data, *_), model, trainer = build(config)
-    losses = trainer._train_epoch(FirstSteps(train_data, 2), 0)
+    losses = trainer._train_epoch(FirstBatches(train_data, 2), 0)
     assert all(math.isfinite(v) for v in losses)
     assert off_device(model, "cpu") == []

@@ -199,15 +199,15 @@ def _ensure(config, root, encoder, force):
         else:
             rows = {} if force else cache.reusable_rows(root, ds, side, identity, dim)
             reused = sum(key in rows for key in keys)
-            new = list(dict.fromkeys(side_texts[t] for t, key in zip(tokens, keys) if key not in rows))
+            new = {key: side_texts[t] for t, key in zip(tokens, keys) if key not in rows}  # one per distinct text
             logging.getLogger().info(f"semantic: encoding {len(new)} of {len(tokens)} {side} profiles of {ds} with "
                                      f"{identity['encoder']} ({reused} reused from earlier encodings)")
             if new:
                 if encoder is None:
                     encoder = TextEncoder(opts["semantic_encoder"], device, opts["semantic_batch_size"],
                                           opts["semantic_max_length"], opts["semantic_dtype"])
-                rows.update(zip(cache.text_keys(new), encoder.encode(new, opts["semantic_show_progress"],
-                                                                     f"{ds} {side}s")))
+                rows.update(zip(new, encoder.encode(list(new.values()), opts["semantic_show_progress"],
+                                                    f"{ds} {side}s")))
             matrix = np.stack([rows[key] for key in keys]).astype(np.float32, copy=False)
         todo[side] = (path, tokens, matrix, digest, cached, keys)
         result[side] = {"path": path, "source": str(sources[side]), "rebuilt": True, "count": len(tokens),

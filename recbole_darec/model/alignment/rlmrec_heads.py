@@ -20,8 +20,8 @@ def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
-def _apply_mask(mask: Optional[torch.Tensor], *rows: torch.Tensor):
-    return rows if mask is None else tuple(r[mask] for r in rows)
+def _apply_mask(mask: Optional[torch.Tensor], *rows: Optional[torch.Tensor]):
+    return rows if mask is None else tuple(None if r is None else r[mask] for r in rows)
 
 
 class RLMRecConHead(nn.Module):
@@ -49,10 +49,7 @@ class RLMRecConHead(nn.Module):
         """Args: cf_rows (N, d) with gradient; llm_rows (N, d_L) frozen, same nodes; mask (N,) bool rows
         with a profile; counts (N,) how many rows of the batch each (unique) row stands for (``info_nce``).
         Returns ``{'rlmrec_con': kd_weight · InfoNCE}`` (zero without graph if < 2 batch rows)."""
-        if counts is None:
-            cf_rows, llm_rows = _apply_mask(mask, cf_rows, llm_rows)
-        else:
-            cf_rows, llm_rows, counts = _apply_mask(mask, cf_rows, llm_rows, counts)
+        cf_rows, llm_rows, counts = _apply_mask(mask, cf_rows, llm_rows, counts)
         n_rows = cf_rows.shape[0] if counts is None else int(counts.sum())
         if self.kd_weight == 0.0 or n_rows < 2:
             return {"rlmrec_con": cf_rows.new_zeros(())}

@@ -66,10 +66,10 @@ class SemanticMixin:
         n - 1 directions their centred rows span are kept (nothing is lost)."""
         width = self.semantic_dim
         if isinstance(dim, int) and not isinstance(dim, bool):
-            rows = int(self.user_semantic_mask.sum() + self.item_semantic_mask.sum())
             if width <= dim:
                 logging.getLogger().info(f"semantic: {width}-d tables used as they are (semantic_pca_dim={dim})")
                 return
+            rows = int(self.user_semantic_mask.sum() + self.item_semantic_mask.sum())
             if dim >= 1 and rows >= 2:  # out-of-range values are left to pca_tables to refuse
                 dim = min(dim, rows - 1)
         try:
