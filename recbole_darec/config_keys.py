@@ -64,7 +64,7 @@ def _static_known_keys(plugin_files_stamp):
     import recbole.utils.argument_list as argument_list
 
     from recbole_darec.config import DATASET_CONFIG_DIR, PROPERTIES_DIR, RECBOLE_PROPERTIES_DIR
-    from recbole_darec.model.composed.darec import HEAD_KEYS
+    from recbole_darec.model.composed.darec import HEAD_KEYS, STUDY_KEYS
     from recbole_darec.tune.trainable import FAIL_ONCE_KEY
 
     keys = set(RECBOLE_CODE_KEYS) | PLUGIN_CODE_KEYS | {FAIL_ONCE_KEY}
@@ -73,7 +73,7 @@ def _static_known_keys(plugin_files_stamp):
         if isinstance(getattr(argument_list, name), list):
             keys.update(getattr(argument_list, name))
     keys |= _yaml_keys(PROPERTIES_DIR, recursive=True) | _yaml_keys(DATASET_CONFIG_DIR)
-    keys |= set(HEAD_KEYS.values())
+    keys |= set(HEAD_KEYS.values()) | set(STUDY_KEYS.values())
     return frozenset(keys)
 
 

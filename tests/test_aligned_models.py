@@ -127,12 +127,14 @@ def test_relative_coupling_measures_the_ranking_gradient_on_omega(quick_config):
     bpr, _ = model.backbone_loss(batch, user_all, item_all)
     users, items = model.sample_omega(batch)
     _, mask = model.semantic_rows(users, items)
-    reference = model.ranking_grad_norm((bpr,), user_all, item_all, users, items, mask)
+    reference = model.ranking_grad_norm(bpr, user_all, item_all, users, items, mask)
     g_u, g_i = torch.autograd.grad(bpr, (user_all, item_all), retain_graph=True)
     assert reference.item() == pytest.approx(torch.cat([g_u[users], g_i[items]])[mask].norm().item(), rel=1e-6)
-    terms = model.head_loss(batch, user_all, item_all, (bpr,))
+    terms = model.head_loss(batch, user_all, item_all)  # uses the ranking loss backbone_loss kept for this step
     g_u, g_i = torch.autograd.grad(terms["darec_global"] + terms["darec_local"], (user_all, item_all))
     assert torch.cat([g_u[users], g_i[items]]).norm().item() == pytest.approx(0.3 * reference.item(), rel=1e-4)
+    with pytest.raises(ValueError, match="ranking loss of this step"):  # kept for one step only
+        model.head_loss(batch, user_all, item_all)
 
 
 def test_generic_darec_propagates_once_and_keeps_the_zoo_loss(quick_config, monkeypatch):

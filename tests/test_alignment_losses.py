@@ -11,7 +11,7 @@ from recbole_darec.model.alignment import (
     orthogonality_loss, uniformity_loss,
 )
 
-from head_fixtures import D64, gen, make_head, rows
+from head_fixtures import D64, gen, head_args, make_head, rows
 
 
 def rand_orth(d_in, d_out, g):
@@ -386,7 +386,7 @@ def test_head_validation_names_parameter(kwargs, name):
     args = dict(d_cf=8, d_llm=16)
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
-        DaRecHead(**args)
+        DaRecHead(**head_args(**args))
     with pytest.raises(ValueError, match="sample_size"):
         DaRecHead.sample_nodes(torch.arange(3), torch.arange(3), 1)
 

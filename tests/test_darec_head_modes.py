@@ -225,18 +225,18 @@ def test_global_pairs_use_the_rows_after_masking(pairs):
     kept_users = int(mask[:n_users].sum())
     c_sh, l_sh = head.cf_shared(cf[mask]), head.llm_shared(llm[mask])
     if pairs == "separate":
-        ref = head.lam * (global_structure_loss(c_sh[:kept_users], l_sh[:kept_users], head.global_mode)
-                          + global_structure_loss(c_sh[kept_users:], l_sh[kept_users:], head.global_mode))
+        ref = head.lam * (global_structure_loss(c_sh[:kept_users], l_sh[:kept_users], head.study.global_mode)
+                          + global_structure_loss(c_sh[kept_users:], l_sh[kept_users:], head.study.global_mode))
     elif pairs == "items":
-        ref = head.lam * global_structure_loss(c_sh[kept_users:], l_sh[kept_users:], head.global_mode)
+        ref = head.lam * global_structure_loss(c_sh[kept_users:], l_sh[kept_users:], head.study.global_mode)
     else:
-        ref = head.lam * global_structure_loss(c_sh, l_sh, head.global_mode, n_first=kept_users)
+        ref = head.lam * global_structure_loss(c_sh, l_sh, head.study.global_mode, n_first=kept_users)
     assert got.item() == pytest.approx(ref.item(), rel=1e-9)
     with pytest.raises(ValueError, match="n_users"):
         head(cf, llm)
     only_users = head(cf, llm, n_users=n)["darec_global"]
     if pairs == "separate":  # the users' group alone
-        full = head.lam * global_structure_loss(head.cf_shared(cf), head.llm_shared(llm), head.global_mode)
+        full = head.lam * global_structure_loss(head.cf_shared(cf), head.llm_shared(llm), head.study.global_mode)
         assert only_users.item() == pytest.approx(full.item(), rel=1e-9)
     else:  # no item in Ω: the block is empty, the term is 0
         assert only_users.item() == 0.0 and not only_users.requires_grad

@@ -1,5 +1,6 @@
 """Defaults are written once, in YAML: every default left in a constructor's signature must equal the value the
 plugin Config loads for it (``properties/model/*.yaml``)."""
+import dataclasses
 import inspect
 
 import pytest
@@ -25,6 +26,12 @@ def test_constructor_defaults_equal_the_yaml(name):
         signature = inspect.signature(head_class).parameters
         differ = {(head_class.__name__, param) for param, key in model_class.head_keys.items()
                   if key in config.final_config_dict and config[key] != signature[param].default}
+        assert not differ, differ
+    study_class = getattr(model_class, "study_class", None)
+    if study_class is not None:  # the study modes' field defaults, likewise
+        fields = {f.name: f.default for f in dataclasses.fields(study_class)}
+        differ = {(study_class.__name__, field) for field, key in model_class.study_keys.items()
+                  if config[key] != fields[field]}
         assert not differ, differ
     if issubclass(model_class, SemanticMixin):  # the LLM side's keys are all in the model's config
         for key in list(semantic_settings({})) + list(profile_settings({})) + ["log_grad_share"]:
@@ -54,5 +61,7 @@ def test_every_head_parameter_has_a_config_key():
     """A new head parameter without a config key would be unreachable from YAML and the CLI."""
     for name in ("DaRecLightGCN", "RLMRecConLightGCN", "RLMRecGenLightGCN"):
         model_class = get_model(name)
-        params = set(inspect.signature(model_class.head_class).parameters) - {"d_cf", "d_llm"}
+        params = set(inspect.signature(model_class.head_class).parameters) - {"d_cf", "d_llm", "study"}
         assert params == set(model_class.head_keys), name
+        if hasattr(model_class, "study_class"):
+            assert {f.name for f in dataclasses.fields(model_class.study_class)} == set(model_class.study_keys), name

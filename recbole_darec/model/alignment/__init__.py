@@ -6,9 +6,10 @@ from .losses import (
 )
 from .projectors import cf_projector, llm_projector, mlp
 from .rlmrec_heads import RLMRecConHead, RLMRecGenHead
+from .study_modes import DaRecStudyModes
 
 __all__ = [
-    "DaRecHead", "DARec_TERMS", "RLMRecConHead", "RLMRecGenHead",
+    "DaRecHead", "DaRecStudyModes", "DARec_TERMS", "RLMRecConHead", "RLMRecGenHead",
     "cf_projector", "llm_projector", "mlp",
     "orthogonality_loss", "uniformity_loss", "global_structure_loss", "kmeans", "cluster_centres",
     "match_clusters", "local_structure_loss", "info_nce", "grad_norms",

@@ -6,31 +6,24 @@ into four weighted loss terms. It knows nothing about RecBole or the backbone: a
 ``sample_nodes(...)`` from its final embeddings and the LLM table, calls the head, and adds the returned
 terms to its loss tuple.
 
-Defaults (measured in docs/darec_sparse_study.md §7; every literal setting stays reachable):
+Its parameters are the settings a user tunes (λ, K, N̂, d', term weights, uniformity temperature, regulariser
+sample, K-means iterations, the degree decay d1). The shipped departures from the literal paper, and the
+alternatives the studies measured, are one :class:`DaRecStudyModes` value (``study_modes.py``); its defaults are
+the shipped behaviour:
 
-* ``cf_projector='isometry'`` - the CF *shared* projector is a fixed random isometry (the specific one a trained
-  MLP): with a trained map in between, the alignment is met by the map instead of moving E^C.
-* ``global_mode='crossview'`` on ``global_pairs='separate'`` - each node's CF and LLM shared views agree, different
-  nodes' views are decorrelated, among Ω's users and among its items (``losses.global_structure_loss``).
-* ``structure_grad_scale='none'`` with ``degree_decay=5`` - the global term's gradient into a node's CF row is the
-  literal one times 5/(5 + training degree): nodes the graph knows well take little from their text.
-* ``regularizer_stopgrad`` / ``local_stopgrad`` - orthogonality, uniformity and the local (cluster-centre) term train
-  the projectors only. Literally they send hundreds of times BPR's gradient into E^C (propagated rows are tiny,
-  ~0.07, and every DaRec term is invariant to a row's scale, so its gradient grows like 1/||e||); the local term moves
-  every member of a cluster the same way (−5 % test Recall@20 on ml-100k when it reached E^C).
-* ``center_llm`` - subtract the sampled LLM rows' mean before projecting (sentence embeddings are anisotropic).
-
-Study switches: ``structure_grad_scale`` 'auto' (× the sampled rows' mean squared norm: the v1 default) /
-'relative' (λ·||∇ L_rank|| on the same rows) / a float; ``global_mode`` 'mse' (literal within-side) / 'centered' /
-'standardized' / 'neighbors'; ``global_pairs`` 'all' / 'cross' / 'items'; ``degree_coupling``; ``global_teacher``;
-``local_mode`` 'infonce' / 'assign'; ``kmeans_init='warm'``; ``warmup_steps`` (λ ramps linearly over that many
-training-mode calls).
+* the CF *shared* projector is a fixed random isometry (a trained map would meet the alignment itself);
+* the global term is cross-view (each node's CF and LLM shared views agree, different nodes' are decorrelated),
+  among Ω's users and among its items;
+* the global term's gradient into a node's CF row is the literal one times d1/(d1 + training degree)
+  (``degree_decay``, 5): nodes the graph knows well take little from their text;
+* orthogonality, uniformity and the local (cluster-centre) term train the projectors only;
+* the sampled LLM rows are centred before projecting (sentence embeddings are anisotropic).
 """
 from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -39,17 +32,15 @@ from torch import nn
 from ._util import randperm
 from .coupling import normalize_grad, scale_grad
 from .losses import (
-    GLOBAL_MODES, LOCAL_MODES, LocalAlignment, TooFewPointsError, global_structure_loss, kmeans,
-    local_structure_loss, orthogonality_loss, uniformity_loss,
+    LocalAlignment, TooFewPointsError, global_structure_loss, kmeans, local_structure_loss, orthogonality_loss,
+    uniformity_loss,
 )
-from .projectors import CF_PROJECTORS, cf_projector as make_cf_projector, llm_projector
+from .projectors import cf_projector as make_cf_projector, llm_projector
+from .study_modes import DaRecStudyModes
 
 __all__ = ["DaRecHead", "DARec_TERMS"]
 
 DARec_TERMS = ("darec_global", "darec_local", "darec_orth", "darec_unif")
-GRAD_SCALES = ("auto", "none", "relative")
-GLOBAL_PAIRS = ("all", "cross", "items", "separate")
-KMEANS_INITS = ("kmeans++", "warm")
 
 
 class DaRecHead(nn.Module):
@@ -59,10 +50,6 @@ class DaRecHead(nn.Module):
         d_cf: width d of the CF embeddings E^C.
         d_llm: width d_L of the frozen LLM embeddings E^L.
         d_proj: width d' of the shared/specific projections; ``None`` -> d_cf.
-        cf_projector: ``'mlp'`` (Linear-LeakyReLU-Linear) or ``'linear'`` (one Linear layer): the shape of the two
-            CF-side projectors; ``'isometry'``: the CF *shared* projector is a fixed random isometry (untrained, see
-            ``projectors.cf_projector``), the specific one an MLP. The alignment reaches E^C through the shared
-            projector; a trained one can fit much of the alignment itself instead of moving E^C.
         lam: trade-off λ ≥ 0 multiplying every term (0 switches the head off: zero terms, no graph).
         n_clusters: K for the local alignment, 2 ≤ K ≤ sample_size.
         sample_size: N̂, the cap on sampled nodes per step (used by :meth:`sample_nodes`), ≥ 2.
@@ -70,35 +57,12 @@ class DaRecHead(nn.Module):
         reg_sample: compute the regularisers (uniformity, orthogonality) on a random subset of this many rows
             of Ω (bounds uniformity's O(N²) cost and the specific projectors' cost); ``None`` -> all rows.
         unif_t: uniformity temperature t > 0.
-        local_mode: ``'mse'`` (normalised matched centres), ``'infonce'`` (matched centre = positive) or
-            ``'assign'`` (per-node soft assignments to matched centres), see ``local_structure_loss``.
-        local_tau: temperature of the 'infonce' and 'assign' local modes.
         kmeans_iters: Lloyd iterations per side per call.
-        kmeans_init: ``'kmeans++'`` (fresh seeding every step) or ``'warm'`` (start from the previous training
-            step's centres; the first step, and the first after loading a checkpoint, seeds with k-means++).
-        global_mode: ``'mse'`` | ``'centered'`` | ``'standardized'`` | ``'neighbors'`` | ``'crossview'`` (see
-            ``global_structure_loss``; 'crossview' takes global_pairs 'all', 'items' or 'separate').
-        global_tau: temperature of the 'neighbors' global mode.
-        global_pairs: ``'all'`` (every pair of Ω), ``'cross'`` (only user–item pairs: the global term then
-            compares the two sides' user–item similarities, a content ranking on the LLM side) or ``'items'``
-            (only item–item pairs: the structure of the item texts) or ``'separate'`` (the user–user and the
-            item–item pairs, each group's term computed on its own and summed); all but 'all' need ``n_users``,
-            the number of leading user rows.
-        global_teacher: the global term treats the LLM side's shared similarity structure as a fixed target
-            (no gradient into the LLM-side projector through it), so the structure can only be matched by moving
-            the CF side; the LLM-side projector is still trained by the local term and the regularisers.
-        degree_coupling: d0 ≥ 0; the structure gradient into row i's CF embedding is further multiplied by
-            ``1 + d0 / max(deg_i, 1)`` (the caller passes each row's training degree): nodes the graph says little
-            about take more from the LLM side, well-connected ones about as much as without it. 0 = off.
-        degree_decay: d1 ≥ 0; the structure gradient into row i's CF embedding is further multiplied by
-            ``d1 / (d1 + deg_i)``: a node the graph knows well (deg ≫ d1) takes little from the LLM side, a cold one
-            up to all of it, so one setting serves sparse and dense data. 0 = off.
-        regularizer_stopgrad: orthogonality/uniformity do not send gradient into the CF input rows.
-        local_stopgrad: the local term does not send gradient into the CF input rows (projectors only).
-        structure_grad_scale: ``'auto'``, ``'relative'``, ``'none'`` or a float ≥ 0: the gradient the global
-            and local terms send into the CF input rows (see module docstring).
-        center_llm: subtract the mean of the (valid) LLM rows before projecting.
-        warmup_steps: λ is scaled by min(1, (step+1)/warmup_steps), step = training-mode calls so far.
+        degree_decay: d1 ≥ 0; the structure gradient into row i's CF embedding is multiplied by
+            ``d1 / (d1 + deg_i)`` (the caller passes each row's training degree): a node the graph knows well
+            (deg ≫ d1) takes little from the LLM side, a cold one up to all of it, so one setting serves sparse and
+            dense data. 0 = off.
+        study: the departures and study alternatives (:class:`DaRecStudyModes`); ``None`` -> the shipped ones.
 
     Raises:
         ValueError naming the parameter and its value for any invalid setting.
@@ -109,7 +73,6 @@ class DaRecHead(nn.Module):
         d_cf: int,
         d_llm: int,
         d_proj: Optional[int] = None,
-        cf_projector: str = "isometry",
         lam: float = 0.3,
         n_clusters: int = 4,
         sample_size: int = 4096,
@@ -119,42 +82,26 @@ class DaRecHead(nn.Module):
         w_unif: float = 1.0,
         reg_sample: Optional[int] = 512,
         unif_t: float = 2.0,
-        local_mode: str = "mse",
-        local_tau: float = 0.2,
         kmeans_iters: int = 10,
-        kmeans_init: str = "kmeans++",
-        global_mode: str = "crossview",
-        global_tau: float = 0.1,
-        global_pairs: str = "separate",
-        global_teacher: bool = False,
-        degree_coupling: float = 0.0,
         degree_decay: float = 5.0,
-        regularizer_stopgrad: bool = True,
-        local_stopgrad: bool = True,
-        structure_grad_scale: Union[str, float] = "none",
-        center_llm: bool = True,
-        warmup_steps: int = 0,
+        study: Optional[DaRecStudyModes] = None,
     ):
         super().__init__()
         # parameters
         d_proj = d_cf if d_proj is None else d_proj
         for name, value in (("d_cf", d_cf), ("d_llm", d_llm), ("d_proj", d_proj), ("n_clusters", n_clusters),
-                            ("sample_size", sample_size), ("kmeans_iters", kmeans_iters),
-                            ("warmup_steps", warmup_steps)):
+                            ("sample_size", sample_size), ("kmeans_iters", kmeans_iters)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"{name} must be an int, got {value!r}")
         for name, value in (("d_cf", d_cf), ("d_llm", d_llm), ("d_proj", d_proj), ("kmeans_iters", kmeans_iters)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        for name, value in (("lam", lam), ("degree_coupling", degree_coupling), ("degree_decay", degree_decay),
-                            ("w_global", w_global),
-                            ("w_local", w_local), ("w_orth", w_orth),
-                            ("w_unif", w_unif)):
+        for name, value in (("lam", lam), ("degree_decay", degree_decay), ("w_global", w_global),
+                            ("w_local", w_local), ("w_orth", w_orth), ("w_unif", w_unif)):
             if not math.isfinite(float(value)) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        for name, value in (("unif_t", unif_t), ("local_tau", local_tau), ("global_tau", global_tau)):
-            if not math.isfinite(float(value)) or value <= 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
+        if not math.isfinite(float(unif_t)) or unif_t <= 0:
+            raise ValueError(f"unif_t must be > 0, got {unif_t!r}")
         if n_clusters < 2:
             raise ValueError(f"n_clusters (K) must be >= 2, got {n_clusters}")
         if sample_size < 2:
@@ -164,46 +111,20 @@ class DaRecHead(nn.Module):
         if reg_sample is not None and (not isinstance(reg_sample, int) or isinstance(reg_sample, bool)
                                        or reg_sample < 2):
             raise ValueError(f"reg_sample must be None or an int >= 2, got {reg_sample!r}")
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
-        if kmeans_init not in KMEANS_INITS:
-            raise ValueError(f"kmeans_init must be one of {KMEANS_INITS}, got {kmeans_init!r}")
-        if local_mode not in LOCAL_MODES:
-            raise ValueError(f"local_mode must be one of {LOCAL_MODES}, got {local_mode!r}")
-        if global_mode not in GLOBAL_MODES:
-            raise ValueError(f"global_mode must be one of {GLOBAL_MODES}, got {global_mode!r}")
-        if global_pairs not in GLOBAL_PAIRS:
-            raise ValueError(f"global_pairs must be one of {GLOBAL_PAIRS}, got {global_pairs!r}")
-        if cf_projector not in CF_PROJECTORS:
-            raise ValueError(f"cf_projector must be one of {CF_PROJECTORS}, got {cf_projector!r}")
-        if global_mode == "crossview" and global_pairs == "cross":
-            raise ValueError("global_mode='crossview' compares each node's two views; global_pairs must be 'all', "
-                             "'items' or 'separate', got 'cross'")
-        bad_scale = (structure_grad_scale not in GRAD_SCALES if isinstance(structure_grad_scale, str)
-                     else not math.isfinite(float(structure_grad_scale)) or structure_grad_scale < 0)
-        if bad_scale:
-            raise ValueError(f"structure_grad_scale must be one of {GRAD_SCALES} or a float >= 0, "
-                             f"got {structure_grad_scale!r}")
+        if study is not None and not isinstance(study, DaRecStudyModes):
+            raise ValueError(f"study must be a DaRecStudyModes, got {type(study).__name__}")
+        self.study = study = DaRecStudyModes() if study is None else study
         self.d_cf, self.d_llm, self.d_proj = d_cf, d_llm, d_proj
         self.lam, self.n_clusters, self.sample_size = float(lam), n_clusters, sample_size
         self.weights = {"darec_global": float(w_global), "darec_local": float(w_local),
                         "darec_orth": float(w_orth), "darec_unif": float(w_unif)}
-        self.reg_sample, self.unif_t = reg_sample, float(unif_t)
-        self.local_mode, self.local_tau, self.kmeans_iters = local_mode, float(local_tau), kmeans_iters
-        self.kmeans_init = kmeans_init
-        self.global_mode, self.global_tau, self.global_pairs = global_mode, float(global_tau), global_pairs
-        self.global_teacher = bool(global_teacher)
-        self.degree_coupling = float(degree_coupling)
+        self.reg_sample, self.unif_t, self.kmeans_iters = reg_sample, float(unif_t), kmeans_iters
         self.degree_decay = float(degree_decay)
-        self.regularizer_stopgrad = bool(regularizer_stopgrad)
-        self.local_stopgrad = bool(local_stopgrad)
-        self.structure_grad_scale = structure_grad_scale
-        self.center_llm = bool(center_llm)
-        self.warmup_steps = warmup_steps
 
         # layers: one projector per side and part, shared by users and items
-        self.cf_shared = make_cf_projector(d_cf, d_proj, cf_projector)
-        self.cf_specific = make_cf_projector(d_cf, d_proj, "mlp" if cf_projector == "isometry" else cf_projector)
+        self.cf_shared = make_cf_projector(d_cf, d_proj, study.cf_projector)
+        specific_shape = "mlp" if study.cf_projector == "isometry" else study.cf_projector
+        self.cf_specific = make_cf_projector(d_cf, d_proj, specific_shape)
         self.llm_shared = llm_projector(d_llm, d_proj)
         self.llm_specific = llm_projector(d_llm, d_proj)
 
@@ -224,13 +145,11 @@ class DaRecHead(nn.Module):
     @property
     def needs_degree(self) -> bool:
         """Whether :meth:`forward` uses the rows' training degrees (degree_coupling or degree_decay is on)."""
-        return bool(self.degree_coupling or self.degree_decay)
+        return bool(self.study.degree_coupling or self.degree_decay)
 
     def effective_lambda(self) -> float:
         """λ after warm-up for the current step."""
-        if self.warmup_steps == 0:
-            return self.lam
-        return self.lam * min(1.0, (self._step + 1) / self.warmup_steps)
+        return self.study.lambda_at(self.lam, self._step)
 
     def _couple(self, cf: torch.Tensor, lam: float, backbone_grad_norm: Optional[torch.Tensor],
                 degree: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -239,12 +158,12 @@ class DaRecHead(nn.Module):
         if degree is not None and self.needs_degree:
             deg = degree.to(cf.dtype)
             weight = torch.ones_like(deg)
-            if self.degree_coupling:
-                weight = weight + self.degree_coupling / deg.clamp_min(1.0)
+            if self.study.degree_coupling:
+                weight = weight + self.study.degree_coupling / deg.clamp_min(1.0)
             if self.degree_decay:
                 weight = weight * (self.degree_decay / (self.degree_decay + deg))
             cf = scale_grad(cf, weight.unsqueeze(1))
-        s = self.structure_grad_scale
+        s = self.study.structure_grad_scale
         if s == "relative":
             if backbone_grad_norm is None:
                 raise ValueError("structure_grad_scale='relative' needs backbone_grad_norm (the ranking loss's "
@@ -319,9 +238,9 @@ class DaRecHead(nn.Module):
         if self.training:
             self._step += 1
         out = {name: cf_emb.new_zeros(()) for name in DARec_TERMS}
-        if self.global_pairs != "all":
+        if self.study.global_pairs != "all":
             if n_users is None:
-                raise ValueError(f"global_pairs={self.global_pairs!r} needs n_users (the number of leading user rows)")
+                raise ValueError(f"global_pairs={self.study.global_pairs!r} needs n_users (the number of leading user rows)")
             n_users = int(mask[:n_users].sum()) if mask is not None else n_users
         if mask is not None:
             cf_emb, llm_emb = cf_emb[mask], llm_emb[mask]
@@ -330,7 +249,7 @@ class DaRecHead(nn.Module):
             return out
         coef = {name: lam * w for name, w in self.weights.items()}
         llm = llm_emb.detach().to(cf_emb.dtype)
-        if self.center_llm:
+        if self.study.center_llm:
             llm = llm - llm.mean(0, keepdim=True)
         l_sh = self.llm_shared(llm) if any(coef.values()) else None
         if coef["darec_global"] or coef["darec_local"]:
@@ -342,24 +261,25 @@ class DaRecHead(nn.Module):
 
     def _structure_terms(self, out, coef, cf_coupled, cf_emb, l_sh, generator, n_users):
         """Global and local alignment of the shared parts (the only terms that may reach E^C)."""
+        study = self.study
         c_sh = self.cf_shared(cf_coupled)
-        pairs, n = self.global_pairs, c_sh.shape[0]
+        pairs, n = study.global_pairs, c_sh.shape[0]
         if coef["darec_global"]:
-            target = l_sh.detach() if self.global_teacher else l_sh
+            target = l_sh.detach() if study.global_teacher else l_sh
             groups = {"all": [(0, n)], "cross": [(0, n)], "items": [(n_users, n)],
                       "separate": [(0, n_users), (n_users, n)]}[pairs]
             n_first = n_users if pairs == "cross" else None
-            losses = [global_structure_loss(c_sh[a:b], target[a:b], self.global_mode, tau=self.global_tau,
+            losses = [global_structure_loss(c_sh[a:b], target[a:b], study.global_mode, tau=study.global_tau,
                                             n_first=n_first)
                       for a, b in groups if b - a >= 2 and (n_first is None or 0 < n_first < n)]
             if losses:
                 out["darec_global"] = coef["darec_global"] * sum(losses)
         if coef["darec_local"]:
-            c_local = self.cf_shared(cf_emb.detach()) if self.local_stopgrad else c_sh
-            warm = self.kmeans_init == "warm" and self._warm_centres is not None
+            c_local = self.cf_shared(cf_emb.detach()) if study.local_stopgrad else c_sh
+            warm = study.kmeans_init == "warm" and self._warm_centres is not None
             try:
-                res = local_structure_loss(c_local, l_sh, self.n_clusters, mode=self.local_mode,
-                                           tau=self.local_tau, iters=self.kmeans_iters, generator=generator,
+                res = local_structure_loss(c_local, l_sh, self.n_clusters, mode=study.local_mode,
+                                           tau=study.local_tau, iters=self.kmeans_iters, generator=generator,
                                            init=self._warm_centres if warm else "kmeans++")
             except TooFewPointsError as err:  # tiny/duplicate batch: skip the term this step, say so once
                 if not self._warned_few_points:
@@ -370,7 +290,7 @@ class DaRecHead(nn.Module):
                 return
             out["darec_local"] = coef["darec_local"] * res.loss
             self.last_local = res._replace(loss=res.loss.detach())
-            if self.kmeans_init == "warm" and self.training:
+            if study.kmeans_init == "warm" and self.training:
                 self._warm_centres = (res.kmeans_cf, res.kmeans_llm)
 
     def _regularizer_terms(self, out, coef, cf_emb, llm, l_sh, generator):
@@ -379,7 +299,7 @@ class DaRecHead(nn.Module):
         if self.reg_sample is not None and self.reg_sample < n:
             idx = randperm(n, generator, cf_emb.device)[: self.reg_sample]
             cf_emb, llm, l_sh = cf_emb[idx], llm[idx], l_sh[idx]
-        cf_r = cf_emb.detach() if self.regularizer_stopgrad else cf_emb
+        cf_r = cf_emb.detach() if self.study.regularizer_stopgrad else cf_emb
         c_sh, c_sp = self.cf_shared(cf_r), self.cf_specific(cf_r)
         l_sp = self.llm_specific(llm)
         if coef["darec_orth"]:

@@ -1,7 +1,7 @@
 """DaRec head mixin: adds the disentangled-alignment terms to any backbone's loss.
 
 Reference: Xihong Yang et al. "A Disentangled Alignment Framework for Large Language Model and Recommender
-System." ICDE 2025 (arXiv 2408.08231). Formulas and the gradient-balance switches: ``alignment/darec_head.py``.
+System." ICDE 2025 (arXiv 2408.08231). Formulas: ``alignment/darec_head.py``; the departures and study alternatives: ``alignment/study_modes.py``.
 
 Per step: Ω = the batch's unique users and positive items (at most ``darec_sample_size``), their final CF rows
 (the embeddings the backbone scores with) and frozen LLM rows go through :class:`DaRecHead`; rows without a profile
@@ -12,19 +12,22 @@ import torch
 
 from recbole_darec.model.alignment import DaRecHead
 from recbole_darec.model.alignment.darec_head import DARec_TERMS
+from recbole_darec.model.alignment.study_modes import DaRecStudyModes
 from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys
 
 # DaRecHead parameter -> config key, spelled out so a key can be found by grep; λ and K follow the paper's
-# symbols. Defaults: properties/model/DaRecMixin.yaml (tests/test_defaults.py checks the signature agrees).
+# symbols. Defaults: properties/model/DaRecMixin.yaml (tests/test_defaults.py checks the signatures agree).
 HEAD_KEYS = {
-    "d_proj": "darec_d_proj", "cf_projector": "darec_cf_projector", "lam": "darec_lambda", "n_clusters": "darec_k",
-    "sample_size": "darec_sample_size",
+    "d_proj": "darec_d_proj", "lam": "darec_lambda", "n_clusters": "darec_k", "sample_size": "darec_sample_size",
     "w_global": "darec_w_global", "w_local": "darec_w_local", "w_orth": "darec_w_orth", "w_unif": "darec_w_unif",
-    "reg_sample": "darec_reg_sample", "unif_t": "darec_unif_t", "local_mode": "darec_local_mode",
-    "local_tau": "darec_local_tau", "kmeans_iters": "darec_kmeans_iters", "kmeans_init": "darec_kmeans_init",
-    "global_mode": "darec_global_mode", "global_tau": "darec_global_tau", "global_pairs": "darec_global_pairs",
-    "global_teacher": "darec_global_teacher", "degree_coupling": "darec_degree_coupling",
+    "reg_sample": "darec_reg_sample", "unif_t": "darec_unif_t", "kmeans_iters": "darec_kmeans_iters",
     "degree_decay": "darec_degree_decay",
+}
+# DaRecStudyModes field -> config key (the study section of the same YAML).
+STUDY_KEYS = {
+    "cf_projector": "darec_cf_projector", "global_mode": "darec_global_mode", "global_pairs": "darec_global_pairs",
+    "global_tau": "darec_global_tau", "global_teacher": "darec_global_teacher", "local_mode": "darec_local_mode",
+    "local_tau": "darec_local_tau", "kmeans_init": "darec_kmeans_init", "degree_coupling": "darec_degree_coupling",
     "regularizer_stopgrad": "darec_regularizer_stopgrad", "local_stopgrad": "darec_local_stopgrad",
     "structure_grad_scale": "darec_structure_grad_scale", "center_llm": "darec_center_llm",
     "warmup_steps": "darec_warmup_steps",
@@ -38,6 +41,8 @@ class DaRecMixin(SemanticMixin):
     head_loss_names = DARec_TERMS
     head_class = DaRecHead
     head_keys = HEAD_KEYS
+    study_class = DaRecStudyModes
+    study_keys = STUDY_KEYS
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -45,8 +50,11 @@ class DaRecMixin(SemanticMixin):
         self.score_with = config["darec_score_with"]  # default: properties/model/DaRecMixin.yaml
         if self.score_with not in SCORE_MODES:
             raise ValueError(f"config darec_score_with={self.score_with!r}: must be one of {SCORE_MODES}")
+        self._ranking_loss = None  # set per step only for structure_grad_scale: relative (see backbone_loss)
         # layers
-        head_factory = lambda **kw: DaRecHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
+        study = build_with_config_keys(DaRecStudyModes, config, self.study_keys)
+        head_factory = lambda **kw: DaRecHead(  # noqa: E731
+            d_cf=self.embedding_size, d_llm=self.semantic_dim, study=study, **kw)
         self.head = build_with_config_keys(head_factory, config, self.head_keys)
         if self.head.needs_degree:  # training degree per user / item (non-persistent: derived from the data)
             inter = dataset.inter_feat
@@ -58,26 +66,33 @@ class DaRecMixin(SemanticMixin):
         """Ω: unique users and positive items of the batch, capped at N̂ (the head's cost is independent of |V|)."""
         return DaRecHead.sample_nodes(interaction[self.USER_ID], interaction[self.ITEM_ID], self.head.sample_size)
 
-    def head_loss(self, interaction, user_all, item_all, backbone_terms=()):
+    def backbone_loss(self, interaction, user_all, item_all):
+        terms = super().backbone_loss(interaction, user_all, item_all)
+        if self.head.study.structure_grad_scale == "relative":  # study mode: the head scales to L_rank's gradient
+            self._ranking_loss = terms[0]
+        return terms
+
+    def head_loss(self, interaction, user_all, item_all):
         users, items = self.sample_omega(interaction)
         cf_rows = torch.cat([user_all[users], item_all[items]])  # gather first, project only Ω
         llm_rows, mask = self.semantic_rows(users, items)
         reference = None
-        if self.head.structure_grad_scale == "relative":
-            reference = self.ranking_grad_norm(backbone_terms, user_all, item_all, users, items, mask)
+        if self.head.study.structure_grad_scale == "relative":
+            ranking_loss, self._ranking_loss = self._ranking_loss, None
+            reference = self.ranking_grad_norm(ranking_loss, user_all, item_all, users, items, mask)
         degree = torch.cat([self.user_degree[users], self.item_degree[items]]) if self.head.needs_degree else None
         return self.head(cf_rows, llm_rows, mask=mask, backbone_grad_norm=reference, degree=degree,
                          n_users=len(users))
 
-    def ranking_grad_norm(self, backbone_terms, user_all, item_all, users, items, mask):
+    def ranking_grad_norm(self, rank_loss, user_all, item_all, users, items, mask):
         """||∇ L_rank|| on Ω's rows of the final embeddings (the scale ``structure_grad_scale: relative`` uses).
 
         One extra backward through the ranking loss's scoring only (gathers and dot products), not through the
         propagation: ``user_all``/``item_all`` are the propagated tensors the loss was computed from.
         """
-        if not backbone_terms:
-            raise ValueError("darec_structure_grad_scale=relative needs the backbone's ranking loss")
-        rank_loss = backbone_terms[0]
+        if rank_loss is None:
+            raise ValueError("darec_structure_grad_scale=relative needs the backbone's ranking loss of this step "
+                             "(backbone_loss before head_loss)")
         if not (torch.is_grad_enabled() and rank_loss.requires_grad):
             return rank_loss.new_zeros(())
         grads = torch.autograd.grad(rank_loss, (user_all, item_all), retain_graph=True, allow_unused=True)

@@ -25,7 +25,7 @@ class RLMRecConMixin(SemanticMixin):
         factory = lambda **kw: RLMRecConHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
         self.head = build_with_config_keys(factory, config, self.head_keys)
 
-    def head_loss(self, interaction, user_all, item_all, backbone_terms=()):
+    def head_loss(self, interaction, user_all, item_all):
         total = user_all.new_zeros(())
         for field, side, table in ((self.USER_ID, "user", user_all), (self.ITEM_ID, "item", item_all),
                                    (self.NEG_ITEM_ID, "item", item_all)):
@@ -55,7 +55,7 @@ class RLMRecGenMixin(SemanticMixin):
         masked_ego, self._masked_index = self.head.mask_nodes(self.get_ego_embeddings())
         return self.forward(ego_override=masked_ego)
 
-    def head_loss(self, interaction, user_all, item_all, backbone_terms=()):
+    def head_loss(self, interaction, user_all, item_all):
         index = self._masked_index  # sorted: masked users first, then masked items (offset by n_users)
         out_rows = torch.cat([user_all, item_all])[index]
         is_user = index < self.n_users

@@ -3,7 +3,7 @@
 A model is ``class DaRecLightGCN(DaRecMixin, LightGCNBackbone)``. The head mixins (``darec.py``, ``rlmrec.py``)
 build on :class:`SemanticMixin`, which works with any backbone exposing ``forward() -> (user_all, item_all)``,
 ``backbone_loss(interaction, user_all, item_all)`` (a tuple of terms, the ranking loss first), ``loss_names`` and
-``clear_cache()``; a head mixin implements ``head_loss(interaction, user_all, item_all, backbone_terms)``;
+``clear_cache()``; a head mixin implements ``head_loss(interaction, user_all, item_all)`` -> dict of terms;
 ``zoo.py`` adapts RecBole's own models to that interface.
 """
 import logging
@@ -95,7 +95,7 @@ class SemanticMixin:
         self.clear_cache()
         user_all, item_all = self.training_embeddings(interaction)
         terms = tuple(self.backbone_loss(interaction, user_all, item_all))
-        head_terms = self.head_loss(interaction, user_all, item_all, terms)
+        head_terms = self.head_loss(interaction, user_all, item_all)
         self._log_grad_share_once(terms, head_terms)
         return terms + tuple(head_terms.values())
 
