@@ -51,16 +51,13 @@ def dataset_choices(data_path=None):
 
 def configured_data_path(config_files=(), overrides=None):
     """``data_path`` as a run would get it from its config files and overrides (later wins, overrides last)."""
-    import yaml
+    from recbole_darec.config_checks import read_config_file  # the run's reader: same errors, same file named
 
     data_path = None
     for path in config_files:
         if not Path(path).is_file():
             continue  # reported by check_configs, with the other config problems
-        with open(path, encoding="utf-8") as fh:
-            loaded = yaml.safe_load(fh) or {}
-        if isinstance(loaded, dict) and loaded.get("data_path"):
-            data_path = loaded["data_path"]
+        data_path = read_config_file(path).get("data_path") or data_path
     return (overrides or {}).get("data_path") or data_path
 
 
