@@ -6,9 +6,9 @@ LightGCNBackbone, and the DaRec head's time per step as the graph grows 10x with
 
 Part 1, per dataset, every model built first and then timed in rounds (one epoch of each model per round, the
 median over rounds), so load on the machine hits all of them alike. Target: ratio <= 1.25.
-* yelp: the real RLMRec split with GENERATED STAND-IN LLM embeddings (random N x 1536 float32 rows, the shape of
-  RLMRec's ada-002 files -- not real profiles: only the cost is measured), written into a temporary copy of the
-  dataset, never into dataset/.
+* yelp: the real RLMRec split with GENERATED STAND-IN LLM embeddings (random N x 1536 rows from standin.py, the
+  shape of RLMRec's ada-002 files -- not real profiles: only the cost is measured), written into a temporary copy of
+  the dataset, never into dataset/.
 * ml-100k: the shipped real 384-d MiniLM profile tables, settings of configs/ml100k_study.yaml.
 Each head is timed with its LLM rows at full width (``semantic_pca_dim: ~``) and reduced once to DaRec's default
 number of principal directions (not whitened); the line marked * is the head's shipped default.
@@ -24,10 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from common import ROOT, environment_header, timed
+from standin import write_standin_embeddings
 
 from recbole_darec import Config
 from recbole_darec.data.sources import locate
@@ -44,16 +44,12 @@ def standin_dataset(root, dataset, llm_dim, seed=0):
     dst.mkdir(parents=True)
     for f in src.glob(f"{dataset}*.inter"):
         shutil.copy(f, dst / f.name)
-    rng = np.random.default_rng(seed)
-    for side, id_col, emb_col, ext in (("user", "uid", "user_emb", "useremb"), ("item", "iid", "item_emb", "itememb")):
-        tokens = set()
-        for f in dst.glob(f"{dataset}*.inter"):
-            column = 0 if side == "user" else 1
-            tokens |= {line.split("\t")[column] for line in f.read_text().splitlines()[1:]}
-        with open(dst / f"{dataset}.{ext}", "w") as fh:
-            fh.write(f"{id_col}:token\t{emb_col}:float_seq\n")
-            for token in sorted(tokens, key=int):
-                fh.write(token + "\t" + " ".join(f"{x:.5f}" for x in rng.standard_normal(llm_dim)) + "\n")
+    ids = ([], [])  # the user and item tokens of every split
+    for f in dst.glob(f"{dataset}*.inter"):
+        for column, found in enumerate(ids):
+            found += [line.split("\t")[column] for line in f.read_text().splitlines()[1:]]
+    user_ids, item_ids = (sorted(set(found), key=int) for found in ids)
+    write_standin_embeddings(dst, dataset, user_ids, item_ids, llm_dim, seed)
 
 
 PROPERTIES = Path(__file__).resolve().parents[1] / "properties/model"

@@ -9,9 +9,9 @@ activity log-normal (at least 5 interactions, median ~18, mean ~25 as yelp), ite
 p ∝ (rank / n_items + 0.02)^-0.75 (top 1% of items ~6% of interactions, top 10% ~34%, as in RLMRec's yelp: 7% and
 32%), each user's interactions split 60/20/20 into <ds>.train/valid/test.inter as the RLMRec yelp split is laid
 out; every item gets at least one training interaction. The LLM side is GENERATED STAND-IN rows (--llm-dim wide,
-random; ada-002's 1536 by default) in <ds>.useremb/.itememb. Everything is written into a temporary folder, never
-into dataset/. Settings are yelp's (dataset_configs/yelp.yaml: RLMRec protocol, d = 32, batch 4096, its eval
-batch) and the models' shipped defaults.
+random, standin.py; ada-002's 1536 by default) in <ds>.useremb/.itememb. Everything is written into a temporary
+folder, never into dataset/. Settings are yelp's (dataset_configs/yelp.yaml: RLMRec protocol, d = 32, batch 4096,
+its eval batch) and the models' shipped defaults.
 
 Each (scale, model) is measured in a fresh process, so peak memory is that configuration's alone:
 * s/epoch through the project's trainer (``--steps N``: N steps timed and the full epoch extrapolated from s/step);
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from common import ROOT, environment_header, sync, timed
+from standin import write_standin_embeddings
 
 BASE_USERS, BASE_ITEMS = 11_091, 11_010  # RLMRec's yelp
 DEGREE_MU, DEGREE_SIGMA, MIN_DEGREE = 2.9, 0.8, 5  # log-normal user activity, mean ~25 (yelp: 25 per user)
@@ -98,25 +99,6 @@ def write_inter(folder, user, item, split):
         rows = np.stack([user[split == code], item[split == code]], axis=1)
         np.savetxt(folder / f"{DATASET}.{name}.inter", rows, fmt="%d", delimiter="\t",
                    header="user_id:token\titem_id:token", comments="")
-
-
-def write_embeddings(folder, n_users, n_items, dim, seed=1):
-    """Random stand-in rows, fast: 256 pre-formatted Gaussian quantiles ('+0.12 ') picked per value as bytes."""
-    from scipy.stats import norm
-
-    rng = np.random.default_rng(seed)
-    levels = norm.ppf((np.arange(256) + 0.5) / 256)
-    tokens = np.frombuffer(b"".join(b"%+.2f " % v for v in levels), np.uint8).reshape(256, 6)
-    for n, ext, id_col, emb_col in ((n_users, "useremb", "uid", "user_emb"), (n_items, "itememb", "iid", "item_emb")):
-        with open(folder / f"{DATASET}.{ext}", "wb") as fh:
-            fh.write(f"{id_col}:token\t{emb_col}:float_seq\n".encode())
-            for start in range(0, n, 2048):
-                rows = tokens[rng.integers(0, 256, (min(2048, n - start), dim), dtype=np.uint8)]
-                rows = rows.reshape(len(rows), dim * 6)
-                rows[:, -1] = ord("\n")
-                for token, row in zip(range(start, n), rows):
-                    fh.write(b"%d\t" % token)
-                    fh.write(row.tobytes())
 
 
 # ----------------------------------------------------------------------------------------------------- measuring
@@ -268,7 +250,8 @@ def main():
             made = time.perf_counter()
             write_inter(folder, user, item, split)
             wrote = time.perf_counter()
-            write_embeddings(folder, int(user.max()) + 1, int(item.max()) + 1, args.llm_dim)
+            write_standin_embeddings(folder, DATASET, range(int(user.max()) + 1), range(int(item.max()) + 1),
+                                     args.llm_dim, seed=1)
             size = sum(f.stat().st_size for f in folder.glob(f"{DATASET}.*emb")) / 2**20
             print(f"x{scale} GENERATED: {describe(user, item, split)}\n  generate {made - start:.1f}s, .inter files "
                   f"{wrote - made:.1f}s, stand-in .useremb/.itememb ({size:.0f} MiB) "

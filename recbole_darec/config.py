@@ -44,7 +44,12 @@ def recbole_environment():
 
 
 def isolated_config(model, dataset, config_file_list=None, config_dict=None):
-    """A plugin :class:`Config` from files and a dict only: the process's command line and GPUs are left alone."""
+    """A plugin :class:`Config` from files and a dict only: the process's command line and GPUs are left alone.
+
+    The caller's ``config_dict`` is left alone too (RecBole eval()s its strings in place): the comparison's checks
+    and the sweep driver build several configs from one dict.
+    """
+    config_dict = copy.copy(config_dict)  # shallow and type-keeping: TypedValues stays TypedValues
     with recbole_environment():
         return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
 

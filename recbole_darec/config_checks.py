@@ -12,6 +12,29 @@ from recbole_darec.cli_errors import UserError
 from recbole_darec.config_keys import ESCAPE_KEY, did_you_mean, unknown_keys
 
 
+def read_config_file(path, loader=yaml.FullLoader):
+    """One config file as a dict ({} when empty); a missing, broken or non-mapping file is a UserError naming it.
+
+    The only place config YAML is read, so a run and the checks before it (``report.validate``) report a bad
+    file the same way. ``loader``: RecBole's (a Config's ``yaml_loader``, which extends FullLoader's floats).
+    """
+    if not Path(path).is_file():
+        raise UserError(f"config file {path} does not exist (check --config_files)")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            loaded = yaml.load(fh.read(), Loader=loader)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"config file {path}{line}: not valid YAML ({problem}); fix the file") from None
+    if loaded is None:
+        return {}  # an empty file sets nothing, as in RecBole
+    if not isinstance(loaded, dict):
+        raise UserError(f"config file {path}: expected 'key: value' lines, got {type(loaded).__name__}")
+    return loaded
+
+
 def load_config_files(config, file_list):
     """RecBole's file loading (its YAML loader), one file at a time so that a missing or broken file is named.
 
@@ -20,20 +43,7 @@ def load_config_files(config, file_list):
     """
     merged, sources = {}, {}
     for path in file_list or []:
-        if not Path(path).is_file():
-            raise UserError(f"config file {path} does not exist (check --config_files)")
-        try:
-            with open(path, encoding="utf-8") as fh:
-                loaded = yaml.load(fh.read(), Loader=config.yaml_loader)
-        except yaml.YAMLError as err:
-            where = getattr(err, "problem_mark", None)
-            line = f" line {where.line + 1}" if where is not None else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise UserError(f"config file {path}{line}: not valid YAML ({problem}); fix the file") from None
-        if loaded is None:
-            continue  # an empty file sets nothing, as in RecBole
-        if not isinstance(loaded, dict):
-            raise UserError(f"config file {path}: expected 'key: value' lines, got {type(loaded).__name__}")
+        loaded = read_config_file(path, config.yaml_loader)
         merged.update(loaded)
         sources.update(dict.fromkeys(loaded, f"config file {path}"))
     config.key_sources = sources

@@ -71,6 +71,18 @@ def compare_cli(argv):
     return run_cli(main, "run_compare.py", argv)
 
 
+def rlmrec_cli(argv):
+    from recbole_darec.data.convert_rlmrec import main  # the converters run run_cli themselves
+
+    return main(argv)
+
+
+def unisrec_cli(argv):
+    from recbole_darec.data.convert_unisrec import main
+
+    return main(argv)
+
+
 sys.path.insert(0, str(REPO))  # run_recbole_darec.py lives at the repository root
 BASE = ["--model=LightGCNBackbone", "--dataset=ml-100k", "--state=WARNING"]
 
@@ -150,6 +162,10 @@ CASES = [
      {"bad.yaml": "epochs: [1\n"}, ["bad.yaml"]),
     ("compare: epochs 0", compare_cli, lambda t: ["--dataset=ml-100k", "--models=BPR", f"--out={t}/out", "--epochs=0"],
      {}, ["epochs=0"]),
+    ("convert_rlmrec: split missing", rlmrec_cli, lambda t: [f"{t}/src", "toy", f"--out-dir={t}/out"],
+     {"src/usr_emb_np.pkl": ""}, ["convert_rlmrec: error:", "src/trn_mat.pkl", "missing"]),
+    ("convert_unisrec: file missing", unisrec_cli, lambda t: [f"{t}/src", "sci", f"--out-dir={t}/out"],
+     {"src/Scientific.text": ""}, ["convert_unisrec: error:", "src/Scientific"]),
 ]
 
 

@@ -130,9 +130,7 @@ def test_wrong_embedding_row_count_is_refused(tmp_path):
 def test_user_and_item_embedding_widths_must_agree(tmp_path, capsys):
     src = _make_src(tmp_path / "src", usr_emb_np=np.zeros((6, 16), np.float32), itm_emb_np=np.zeros((5, 8), np.float32))
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as exit_info:
-        conv.main([str(src), "toy", "--out-dir", str(out)])
-    assert exit_info.value.code != 0
+    assert conv.main([str(src), "toy", "--out-dir", str(out)]) == 2  # a user error, as in every CLI
     err = capsys.readouterr().err
     assert "usr_emb_np.pkl has 16 columns" in err and "itm_emb_np.pkl has 8" in err
     assert not out.exists() or not any(out.iterdir())
@@ -197,16 +195,19 @@ def test_interrupted_conversion_leaves_nothing(tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in (out / "toy").iterdir()} == before
 
 
-def test_existing_target_needs_force(tmp_path):
+def test_existing_target_needs_force(tmp_path, capsys):
     src, out = _make_src(tmp_path / "src"), tmp_path / "out"
     conv.convert_rlmrec(src, "toy", out, verbose=False)
     with pytest.raises(FileExistsError, match="--force"):
         conv.convert_rlmrec(src, "toy", out)
     assert conv.main([str(src), "toy", "--out-dir", str(out), "--force"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["toy"]
-    with pytest.raises(SystemExit) as exc:
-        conv.main([str(src), "toy", "--out-dir", str(out)])
-    assert exc.value.code == 1
+    capsys.readouterr()
+    assert conv.main([str(src), "toy", "--out-dir", str(out)]) == 2
+    # the shared user-error line of every CLI (cli_errors.run_cli): prog, the target, the fix; no traceback
+    assert capsys.readouterr().err.splitlines() == [
+        f"python -m recbole_darec.data.convert_rlmrec: error: {out / 'toy'} already exists; "
+        "pass --force (force=True) to replace it"]
 
 
 def test_embeddings_and_profiles_round_trip(tmp_path, capsys):

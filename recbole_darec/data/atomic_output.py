@@ -6,6 +6,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from recbole_darec.cli_errors import UserError, run_cli
+
 
 def checked_target(out_dir, dataset_name, force):
     """``out_dir/dataset_name``, refusing a name that is not a plain folder name or a target that exists."""
@@ -52,11 +54,12 @@ def atomic_dataset_folder(out_dir, dataset_name, force):
             shutil.rmtree(old, ignore_errors=True)
 
 
-def converter_main(argv, prog, description, src_help, name_help, convert, error_status, extra_args=()):
+def converter_main(argv, prog, description, src_help, name_help, convert, extra_args=()):
     """The command line of a converter: ``SRC_DIR DATASET_NAME [extra] [--out-dir DIR] [--force]``.
 
     ``extra_args`` are ``(flag, kwargs)`` pairs for ``add_argument``; ``convert(args)`` does the work. A bad input
-    (ValueError, OSError) exits with ``error_status`` and one line.
+    (ValueError, OSError) is a user error like in every other command line (``cli_errors.run_cli``): one line
+    ``<prog>: error: ...`` on stderr and exit status 2; ``--debug`` shows the traceback. Returns the exit status.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("src_dir", help=src_help)
@@ -65,9 +68,11 @@ def converter_main(argv, prog, description, src_help, name_help, convert, error_
         parser.add_argument(flag, **kwargs)
     parser.add_argument("--out-dir", default="dataset", help="parent folder of the dataset (default: dataset)")
     parser.add_argument("--force", action="store_true", help="replace an existing OUT_DIR/DATASET_NAME")
-    args = parser.parse_args(argv)
-    try:
-        convert(args)
-    except (ValueError, OSError) as exc:
-        parser.exit(error_status, f"error: {exc}\n")
-    return 0
+
+    def run(args):
+        try:
+            convert(parser.parse_args(args))
+        except (ValueError, OSError) as exc:  # the converters name the file or value in every such error
+            raise UserError(str(exc)) from exc
+
+    return run_cli(run, prog, argv)

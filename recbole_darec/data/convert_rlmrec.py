@@ -169,7 +169,7 @@ def main(argv=None):
         argv, "python -m recbole_darec.data.convert_rlmrec", "Convert an RLMRec data folder into RecBole atomic files.",
         "folder with trn_mat.pkl, val_mat.pkl, tst_mat.pkl (+ optional pickles)",
         "RecBole dataset name, e.g. yelp or amazon-book",
-        lambda args: convert_rlmrec(args.src_dir, args.dataset_name, args.out_dir, force=args.force), error_status=1)
+        lambda args: convert_rlmrec(args.src_dir, args.dataset_name, args.out_dir, force=args.force))
 
 
 if __name__ == "__main__":

@@ -153,7 +153,6 @@ def main(argv=None):
         "folder with <P>.train/valid/test.inter, <P>.text, <P>.item2index",
         "RecBole dataset name, e.g. amazon-scientific",
         lambda args: convert_unisrec(args.src_dir, args.dataset_name, args.prefix, args.out_dir, force=args.force),
-        error_status=2,
         extra_args=[("--prefix", {"default": "Scientific", "help": "file name prefix <P> (default: Scientific)"})])
 
 

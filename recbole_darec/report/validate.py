@@ -5,6 +5,7 @@ A comparison that dies on its fifth model after an hour of training is the failu
 import inspect
 from pathlib import Path
 
+from recbole_darec.config import isolated_config
 from recbole_darec.config_keys import undefined_keys
 from recbole_darec.report.errors import CompareError
 from recbole_darec.report.variants import resolve
@@ -51,16 +52,13 @@ def dataset_choices(data_path=None):
 
 def configured_data_path(config_files=(), overrides=None):
     """``data_path`` as a run would get it from its config files and overrides (later wins, overrides last)."""
-    import yaml
+    from recbole_darec.config_checks import read_config_file  # the run's reader: same errors, same file named
 
     data_path = None
     for path in config_files:
         if not Path(path).is_file():
             continue  # reported by check_configs, with the other config problems
-        with open(path, encoding="utf-8") as fh:
-            loaded = yaml.safe_load(fh) or {}
-        if isinstance(loaded, dict) and loaded.get("data_path"):
-            data_path = loaded["data_path"]
+        data_path = read_config_file(path).get("data_path") or data_path
     return (overrides or {}).get("data_path") or data_path
 
 
@@ -80,13 +78,6 @@ def check_dataset(dataset, overrides=None, config_files=()):
         raise CompareError(f"unknown dataset '{dataset}': available datasets are {', '.join(choices)}")
 
 
-def build_config(model, dataset, config_files, overrides):
-    """The RecBole Config a run of ``model`` would get (outside any RecBole environment changes)."""
-    from recbole_darec.config import isolated_config
-
-    return isolated_config(model, dataset, list(config_files) or None, dict(overrides))
-
-
 def check_configs(rows, dataset, config_files, overrides, variants=None):
     """Build each row's Config once (YAML errors, missing data files, bad keys surface now, not mid-run)."""
     for path in config_files:
@@ -97,7 +88,7 @@ def check_configs(rows, dataset, config_files, overrides, variants=None):
     for row in rows:
         model, row_overrides, row_files = resolve(row, variants or {}, overrides, config_files)
         try:
-            build_config(model, dataset, row_files, row_overrides)
+            isolated_config(model, dataset, row_files, row_overrides)
         except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
             raise CompareError(f"config for {row} on {dataset} does not build: {err}") from err
 
@@ -106,7 +97,7 @@ def check_variant_keys(variants, dataset, config_files, overrides):
     """Refuse a variant key that the model's config does not define (the model would silently ignore it)."""
     for label, variant in variants.items():
         _, _, files = resolve(label, variants, overrides, config_files)  # the row's files after the comparison's
-        config = build_config(variant["model"], dataset, files, overrides)
+        config = isolated_config(variant["model"], dataset, files, overrides)
         unknown, detail = undefined_keys(variant["overrides"], config)
         if unknown:
             raise CompareError(f"variant '{label}': {detail}")

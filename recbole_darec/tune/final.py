@@ -5,7 +5,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from recbole_darec.tune.trainable import BEST_FILE, FAIL_ONCE_KEY, build_config
+from recbole_darec.tune.trainable import BEST_FILE, FAIL_ONCE_KEY
 
 TEST_FILE = "test_result.json"
 MODEL_FILE = "best_model.pth"
@@ -41,6 +41,7 @@ def evaluate_best(best, settings, params, exp_path, mode="reload"):
 
 def _evaluate_best(best, settings, params, exp_path, mode):
     from recbole_darec.checkpoints import load_checkpoint
+    from recbole_darec.config import isolated_config
     from recbole_darec.single_run import plain_floats, reload, run_once
 
     gpu_id = _driver_gpu_id(settings)
@@ -57,7 +58,7 @@ def _evaluate_best(best, settings, params, exp_path, mode):
         config_dict = {**settings["config_dict"], **params, "gpu_id": gpu_id,
                        "checkpoint_dir": str(exp_path / "retrain")}
         config_dict.pop(FAIL_ONCE_KEY, None)
-        trainer, result, _ = run_once(build_config(settings["model"], settings["dataset"], config_dict))
+        trainer, result, _ = run_once(isolated_config(settings["model"], settings["dataset"], config_dict=config_dict))
         shutil.copy2(trainer.saved_model_file, model_file)
         best_epoch = load_checkpoint(model_file)["epoch"]
         valid_result, test_result = result["best_valid_result"], result["test_result"]

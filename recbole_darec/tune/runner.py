@@ -7,9 +7,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recbole_darec.config import isolated_config
 from recbole_darec.config_keys import ESCAPE_KEY, allowed_extra_keys, undefined_keys
 from recbole_darec.tune.space import SEARCH_MODES, SearchSpaceError, load_space, parse_space
-from recbole_darec.tune.trainable import FAIL_ONCE_KEY, build_config, train_trial
+from recbole_darec.tune.trainable import FAIL_ONCE_KEY, train_trial
 
 SCHEDULERS = ("asha", "fifo")
 FINAL_MODES = ("reload", "retrain", "none")
@@ -143,7 +144,7 @@ def prepare(opts):
 def _config(model, dataset, config_dict, config_files=None):
     """A driver-side Config; model/dataset mistakes surface here, before Ray starts, as SweepError."""
     try:
-        return build_config(model, dataset, config_dict, list(config_files or []) or None)
+        return isolated_config(model, dataset, list(config_files or []) or None, config_dict)
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise SweepError(str(err).strip('"')) from err
     except ImportError as err:  # RecBole's zoo lookup imports optional libraries while searching for a name

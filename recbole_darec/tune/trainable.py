@@ -19,14 +19,6 @@ BEST_FILE = "best.pth"
 BEST_KEY = "tune_best"  # in latest.pth: epoch and valid metrics of the trial's best evaluation
 
 
-def build_config(model, dataset, config_dict, config_files=None):
-    """The plugin Config for ``model``/``dataset`` from a plain dict, ignoring the process's command line."""
-    import recbole_darec  # noqa: F401  (compat shims first)
-    from recbole_darec.config import isolated_config
-
-    return isolated_config(model, dataset, config_files, dict(config_dict))
-
-
 def train_trial(params, settings):
     """Ray Tune function trainable.
 
@@ -40,6 +32,7 @@ def train_trial(params, settings):
     from ray import tune
 
     from recbole_darec.checkpoints import load_checkpoint
+    from recbole_darec.config import isolated_config
     from recbole_darec.single_run import run_once
 
     _quiet_worker()
@@ -58,7 +51,7 @@ def train_trial(params, settings):
         # Ray has set CUDA_VISIBLE_DEVICES to this trial's GPU share; RecBole rewrites it from gpu_id.
         gpu_id=os.environ.get("CUDA_VISIBLE_DEVICES", "") if settings.get("gpus_per_trial") else "",
     )
-    config = build_config(settings["model"], settings["dataset"], config_dict)
+    config = isolated_config(settings["model"], settings["dataset"], config_dict=config_dict)
     reporter = _Reporter(checkpoint_dir, fail_marker)
 
     def resume_from_ray(trainer):  # a retried or resumed trial: continue after its last evaluation
