@@ -8,6 +8,7 @@ import json
 import math
 import statistics
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,6 +58,11 @@ def test_comparison_writes_tables_pictures_and_records(comparison):
         assert set(METRICS) <= set(run["test"]) and run["epochs_to_best"] == 1 and run["train_time_s"] > 0
         assert len(run["curve"]) == 1 and run["curve"][0]["score"] == run["best_valid_score"]
         assert run["checkpoint"].endswith(".pth") and run["machine"]["cpus"] and run["versions"]["recbole"]
+        # each run keeps its own full log (the console stays quiet): every loss term per epoch and the test result
+        log_text = Path(run["log_file"]).read_text()
+        assert "epoch 0 training" in log_text and "test result: {" in log_text
+        assert run["model"] == "BPR" or "bpr:" in log_text  # the plugin's models log each term by name
+        assert f"-seed{run['seed']}" in log_text and "embedding_size" in log_text  # its own run, its config
     # Different seeds are different runs (init, and on ml-100k the random split), not copies.
     bpr = {r["seed"]: r["test"]["ndcg@5"] for r in runs if r["model"] == "BPR"}
     assert bpr[2020] != bpr[2021]

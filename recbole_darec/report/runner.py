@@ -55,8 +55,11 @@ def run_one(spec):
     for handler in root.handlers[:]:  # one log file per run, not all runs into the first one
         root.removeHandler(handler)
     init_logger(config)
+    log_file = _full_log_file(root)
+    root.info(config)  # the whole configuration, as a CLI run logs it
     started = time.time()
-    trainer, result, train_time = run_once(config)  # locks the dataset folder while it loads data
+    trainer, result, train_time = run_once(config, verbose=True)  # locks the dataset folder while it loads data
+    root.info(f"test result: {dict(result['test_result'])}")
     best_epoch = _best_epoch(trainer.valid_history, bool(config["valid_metric_bigger"]))
     return {
         "model": spec["model"], "model_class": config["model"], "seed": int(spec["seed"]), "dataset": spec["dataset"],
@@ -70,8 +73,19 @@ def run_one(spec):
         "checkpoint": str(Path(trainer.saved_model_file).resolve()),
         "device": str(config["device"]), "machine": machine_info(), "versions": versions(),
         "overrides": spec["overrides"], "config_files": spec.get("config_files") or [],
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "log_file": log_file,
     }
+
+
+def _full_log_file(root):
+    """Keep the console at the run's ``state`` (quiet) but write everything a single CLI run would log (dataset,
+    model, each epoch's loss terms, ``log_grad_share``) to the run's own log file; returns that file's path."""
+    for handler in root.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.INFO)
+            root.setLevel(min(root.level, logging.INFO))
+            return str(Path(handler.baseFilename).resolve())
+    return None
 
 
 def _die_with_parent():
