@@ -9,13 +9,12 @@ SGLBackbone runs with both ``ssl_negatives`` (``all``: the reference InfoNCE ove
 ``--recbole-sgl`` adds RecBole's SGL (one epoch takes minutes on a CPU).
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from common import ROOT, environment_header
 
-from recbole_darec import Config
+from recbole_darec.config import isolated_config  # leaves this script's own argv alone
 from recbole_darec.single_run import build
 
 
@@ -45,7 +44,6 @@ def main():
     parser.add_argument("--no-lightgcl", action="store_true", help="skip LightGCL (its epoch is long on a CPU)")
     parser.add_argument("--only", default=None, help="comma-separated label substrings to keep (baseline always)")
     args = parser.parse_args()
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from argv: only config_dict may set keys
     import torch
 
     torch.set_num_threads(args.threads)
@@ -57,7 +55,7 @@ def main():
         rows = [r for r in rows if r[0] == "LightGCNBackbone" or any(w in r[0] for w in wanted)]
     for label, model, files, overrides in rows:
         extra = {"data_path": args.data_path} if args.data_path else {}
-        config = Config(model=model, dataset=args.dataset, config_file_list=files,
+        config = isolated_config(model=model, dataset=args.dataset, config_file_list=files,
                         config_dict={"state": "ERROR", "show_progress": False, **extra, **overrides})
         _, (train_data, _, _), model_obj, trainer = build(config)
         built.append((label, train_data, trainer, files))

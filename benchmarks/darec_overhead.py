@@ -20,7 +20,6 @@ independent of |V|).
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
@@ -29,13 +28,15 @@ import yaml
 from common import ROOT, environment_header, timed
 from standin import write_standin_embeddings
 
-from recbole_darec import Config
+from recbole_darec.config import isolated_config  # leaves this script's own argv alone
 from recbole_darec.data.sources import locate
 from recbole_darec.model.alignment import DaRecHead
 from recbole_darec.single_run import build
 
-# the head's sizes in part 2 follow the models' defaults (N̂, regulariser sub-sample)
-MODEL_DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "properties/model/DaRecMixin.yaml").read_text())
+PROPERTIES = ROOT / "properties/model"
+SEMANTIC_DEFAULTS = yaml.safe_load((PROPERTIES / "SemanticMixin.yaml").read_text())
+DAREC_DEFAULTS = yaml.safe_load((PROPERTIES / "DaRecMixin.yaml").read_text())  # also part 2's N̂ and reg sample
+BASELINE = "LightGCNBackbone"
 
 
 def standin_dataset(root, dataset, llm_dim, seed=0):
@@ -50,12 +51,6 @@ def standin_dataset(root, dataset, llm_dim, seed=0):
             found += [line.split("\t")[column] for line in f.read_text().splitlines()[1:]]
     user_ids, item_ids = (sorted(set(found), key=int) for found in ids)
     write_standin_embeddings(dst, dataset, user_ids, item_ids, llm_dim, seed)
-
-
-PROPERTIES = Path(__file__).resolve().parents[1] / "properties/model"
-SEMANTIC_DEFAULTS = yaml.safe_load((PROPERTIES / "SemanticMixin.yaml").read_text())
-DAREC_DEFAULTS = yaml.safe_load((PROPERTIES / "DaRecMixin.yaml").read_text())
-BASELINE = "LightGCNBackbone"
 
 
 def variants():
@@ -78,7 +73,7 @@ def epoch_times(dataset, device, repeats, data_root=None, config_files=()):
     built = {}
     for label, name, overrides in variants():
         extra = {"data_path": str(data_root)} if data_root else {}
-        config = Config(model=name, dataset=dataset, config_file_list=list(config_files), config_dict={
+        config = isolated_config(model=name, dataset=dataset, config_file_list=list(config_files), config_dict={
             "state": "ERROR", "use_gpu": device == "cuda", "show_progress": False, **extra, **overrides})
         _, (train_data, *_), model, trainer = build(config)
         trainer._train_epoch(train_data, 0)  # warm-up
@@ -107,8 +102,8 @@ def head_step_time(n_users, n_items, llm_dim, device, repeats, batch=4096, d=32)
     items = torch.randint(n_items, (batch,), generator=gen).to(device)
     user_degree = torch.randint(1, 50, (n_users,), generator=gen).to(device)  # stand-in training degrees
     item_degree = torch.randint(1, 50, (n_items,), generator=gen).to(device)
-    head = DaRecHead(d, llm_dim, sample_size=MODEL_DEFAULTS["darec_sample_size"],
-                     reg_sample=MODEL_DEFAULTS["darec_reg_sample"]).to(device)  # the other settings: defaults
+    head = DaRecHead(d, llm_dim, sample_size=DAREC_DEFAULTS["darec_sample_size"],
+                     reg_sample=DAREC_DEFAULTS["darec_reg_sample"]).to(device)  # the other settings: defaults
 
     def step():
         u, i = DaRecHead.sample_nodes(users, items, head.sample_size)
@@ -127,7 +122,6 @@ def main():
     parser.add_argument("--llm-dim", type=int, default=1536)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv itself
     if args.threads:
         torch.set_num_threads(args.threads)
     print(environment_header())
@@ -145,7 +139,7 @@ def main():
             if label != BASELINE:
                 print(f"part 1, {dataset}: {label} / {BASELINE} epoch ratio {seconds / times[BASELINE]:.2f} "
                       f"({seconds:.3f}s / {times[BASELINE]:.3f}s; target <= 1.25)")
-    n_hat, n_reg = MODEL_DEFAULTS["darec_sample_size"], MODEL_DEFAULTS["darec_reg_sample"]
+    n_hat, n_reg = DAREC_DEFAULTS["darec_sample_size"], DAREC_DEFAULTS["darec_reg_sample"]
     small = head_step_time(11_091, 11_010, args.llm_dim, args.device, args.repeats)
     large = head_step_time(110_910, 110_100, args.llm_dim, args.device, args.repeats)
     narrow = head_step_time(11_091, 11_010, 128, args.device, args.repeats)  # what the LLM-side width costs

@@ -20,7 +20,6 @@ import json
 import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 import transformers
 from common import environment_header, sync
 
-from recbole_darec import Config
+from recbole_darec.config import isolated_config  # leaves this script's own argv alone
 from recbole_darec.config import DATASET_DIR
 from recbole_darec.semantic import TextEncoder, ensure_semantic_embeddings, generate_profile_texts
 from recbole_darec.semantic.encoder import _OneDNNLinear
@@ -116,7 +115,7 @@ def compare(name, texts, old_enc, enc, args):
 def amazon_user_texts(sample, seed=0):
     """A random sample of amazon-scientific's generated user profiles, or ``None`` (with the reason printed)."""
     try:
-        config = Config(model="BPR", dataset="amazon-scientific", config_dict={"state": "WARNING"})
+        config = isolated_config(model="BPR", dataset="amazon-scientific", config_dict={"state": "WARNING"})
         texts = generate_profile_texts(config, ["user"])[0]["user"]
     except Exception as exc:  # the source data is third-party and may be absent
         print(f"amazon-scientific: skipped ({type(exc).__name__}: {str(exc).splitlines()[0]})")
@@ -138,7 +137,7 @@ def reuse_effect(tmp, enc):
     with open(folder / "ml-100k.userprofile.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps({"id": uid, "text": text}) + "\n" for uid, text in texts.items())
     timed = TimedEncoder(enc)
-    config = Config(model="BPR", dataset="ml-100k", config_dict={"data_path": str(tmp), "state": "WARNING",
+    config = isolated_config(model="BPR", dataset="ml-100k", config_dict={"data_path": str(tmp), "state": "WARNING",
                                                                    "semantic_show_progress": False})
     start = time.perf_counter()
     result = ensure_semantic_embeddings(config, encoder=timed)["user"]
@@ -165,8 +164,7 @@ def main():
     parser.add_argument("--encoder", default=None)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--amazon_sample", type=int, default=800, help="amazon-scientific users timed (0: none)")
-    args = parser.parse_args(sys.argv[1:])
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv itself
+    args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -180,7 +178,8 @@ def main():
         folder.mkdir()
         for suffix in ("inter", "item", "user"):  # the sources only, not a build the repo copy may hold
             shutil.copyfile(DATASET_DIR / "ml-100k" / f"ml-100k.{suffix}", folder / f"ml-100k.{suffix}")
-        config = Config(model="BPR", dataset="ml-100k", config_dict={"data_path": str(tmp), "state": "WARNING"})
+        config = isolated_config(model="BPR", dataset="ml-100k",
+                                 config_dict={"data_path": str(tmp), "state": "WARNING"})
         rss_before = peak_rss_mib()
         start = time.perf_counter()
         enc = TextEncoder(args.encoder, args.device, args.batch_size, dtype=args.dtype)
@@ -203,7 +202,7 @@ def main():
         if args.device.startswith("cuda"):
             print(f"  peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
         start = time.perf_counter()
-        result = ensure_semantic_embeddings(Config(model="BPR", dataset="ml-100k",
+        result = ensure_semantic_embeddings(isolated_config(model="BPR", dataset="ml-100k",
                                                    config_dict={"data_path": str(tmp), "state": "WARNING"}),
                                             encoder=timed)
         assert not any(r["rebuilt"] for r in result.values()), "cached run re-encoded"
@@ -219,7 +218,7 @@ def main():
 
         print("3. per-text reuse on ml-100k users")
         reuse_effect(tmp, enc)
-        other = Config(model="BPR", dataset="ml-100k", config_dict={"data_path": str(tmp), "state": "WARNING",
+        other = isolated_config(model="BPR", dataset="ml-100k", config_dict={"data_path": str(tmp), "state": "WARNING",
                                                                       "seed": 2021})
         seed_texts = generate_profile_texts(other, ["user"])[0]["user"]
         base = {json.loads(line)["id"]: json.loads(line)["text"]

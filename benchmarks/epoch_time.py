@@ -7,16 +7,15 @@ RLMRec protocol, d = 32, batch 4096; layer mean, no edge dropout, 2 layers), the
 plugin <= RecBole, i.e. both ratios <= 1.
 """
 import argparse
-import sys
 
 from common import environment_header, timed
 
-from recbole_darec import Config
+from recbole_darec.config import isolated_config  # leaves this script's own argv alone
 from recbole_darec.single_run import build
 
 
 def measure(model_name, dataset, device, repeats):
-    config = Config(model=model_name, dataset=dataset, config_dict={
+    config = isolated_config(model=model_name, dataset=dataset, config_dict={
         "state": "ERROR", "n_layers": 2, "use_gpu": device == "cuda", "show_progress": False})
     _, (train_data, valid_data, _), model, trainer = build(config)
     epoch = timed(lambda: trainer._train_epoch(train_data, 0), repeats, config["device"])
@@ -30,7 +29,6 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv itself
     print(environment_header())
     results = {name: measure(name, args.dataset, args.device, args.repeats)
                for name in ("LightGCN", "LightGCNBackbone")}

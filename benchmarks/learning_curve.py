@@ -11,13 +11,12 @@ after the last epoch -- the quick check that a backbone learns and how fast.
 """
 import argparse
 import random
-import sys
 import time
 
 import yaml
 from common import environment_header
 
-from recbole_darec import Config
+from recbole_darec.config import isolated_config  # leaves this script's own argv alone
 from recbole_darec.single_run import build
 
 
@@ -72,12 +71,11 @@ def main():
     parser.add_argument("--digest", action="store_true",
                         help="also print exact losses and a SHA-256 of the trained weights (bit-identity checks)")
     args, extra = parser.parse_known_args()
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from argv: only config_dict may set keys
     import torch
 
     torch.set_num_threads(args.threads)
     files = args.config_files.split() if args.config_files else None
-    config = Config(model=args.model, dataset=args.dataset, config_file_list=files,
+    config = isolated_config(model=args.model, dataset=args.dataset, config_file_list=files,
                     config_dict={"state": "ERROR", "show_progress": False, **parse_overrides(extra)})
     print(environment_header())
     _, (train_data, valid_data, _), model, trainer = build(config)

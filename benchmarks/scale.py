@@ -28,14 +28,13 @@ import concurrent.futures
 import multiprocessing
 import re
 import statistics
-import sys
 import tempfile
 import time
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, environment_header, sync, timed
+from common import ROOT, environment_header, timed
 from standin import write_standin_embeddings
 
 BASE_USERS, BASE_ITEMS = 11_091, 11_010  # RLMRec's yelp
@@ -130,11 +129,7 @@ class Memory:
 
 def time_call(fn, repeats, device):
     """Median seconds of ``fn``: common.timed (one warm-up + repeats) when short, one call when a call is long."""
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    first = time.perf_counter() - start
+    first = timed(fn, 1, device, warmup=False)[0]
     return (first, 1) if first > SLOW_CALL_S else (timed(fn, repeats, device)[0], repeats)
 
 
@@ -144,7 +139,7 @@ def measure(model_name, data_root, device, threads, steps, repeats):
 
     import torch
 
-    from recbole_darec import Config
+    from recbole_darec.config import isolated_config  # leaves this script's own argv alone
     from recbole_darec.single_run import build
     from recbole_darec.trainer import FirstBatches
 
@@ -153,7 +148,7 @@ def measure(model_name, data_root, device, threads, steps, repeats):
         torch.set_num_threads(threads)
     memory, out = Memory(device), {}
     start = time.perf_counter()
-    config = Config(model=model_name, dataset=DATASET, config_file_list=[YELP_CONFIG], config_dict={
+    config = isolated_config(model=model_name, dataset=DATASET, config_file_list=[YELP_CONFIG], config_dict={
         "data_path": str(data_root), "state": "ERROR", "show_progress": False, "use_gpu": device == "cuda",
         "gpu_id": "0" if device == "cuda" else ""})  # RecBole picks the device from gpu_id, not use_gpu
     _, (train_data, valid_data, _), model, trainer = build(config)
@@ -186,20 +181,14 @@ def head_step_time(model, train_data, device, repeats, batches=8):
     model.train()
     batches = [b.to(device) for b in islice(iter(train_data), batches)]
     user_all, item_all = (t.detach().requires_grad_() for t in model.forward())
-    times = []
 
     def step(batch):
         user_all.grad = item_all.grad = None
         sum(model.head_loss(batch, user_all, item_all).values()).backward()
 
     step(batches[0])  # warm-up
-    for _ in range(max(repeats, 1)):
-        for batch in batches:
-            sync(device)
-            start = time.perf_counter()
-            step(batch)
-            sync(device)
-            times.append(time.perf_counter() - start)
+    times = [timed(lambda: step(batch), 1, device, warmup=False)[0]  # called at once: batch is this iteration's
+             for _ in range(max(repeats, 1)) for batch in batches]
     model.zero_grad(set_to_none=True)
     return statistics.median(times)
 
@@ -231,7 +220,6 @@ def main():
     parser.add_argument("--models", nargs="+", default=["LightGCNBackbone", "DaRecLightGCN"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv itself
     if args.threads:
         import torch
 
