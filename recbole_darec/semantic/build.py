@@ -189,14 +189,14 @@ def _ensure(config, root, encoder, force):
         if not side_texts:
             raise ValueError(f"no {side} profile could be built for dataset '{ds}' (all texts empty)")
         tokens = sorted(side_texts)
-        keys = cache.text_keys(side_texts[t] for t in tokens)
         dim = getattr(encoder, "dim", None)
         matrix = None if force else cache.load_cached(root, ds, side, identity, digest, tokens, dim)
-        cached, reused = matrix is not None, 0
+        cached, reused, keys = matrix is not None, 0, None  # keys: only a matrix that is stored needs them
         if cached:
             logging.getLogger().info(f"semantic: reusing cached {side} embeddings of {ds} ({len(tokens)} profiles, "
                                      f"{identity['encoder']})")
         else:
+            keys = cache.text_keys(side_texts[t] for t in tokens)
             rows = {} if force else cache.reusable_rows(root, ds, side, identity, dim)
             reused = sum(key in rows for key in keys)
             new = {key: side_texts[t] for t, key in zip(tokens, keys) if key not in rows}  # one per distinct text
