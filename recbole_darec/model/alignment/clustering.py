@@ -39,9 +39,10 @@ def _sq_dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 
 def _nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    # argmin_k ||x - c_k||² = argmax_k (x·c_k - ||c_k||²/2): one (N, d) x (d, K) product instead of N·K·d
-    # differences; ties between exactly equidistant centres may break differently, which Lloyd tolerates
-    return (x @ c.t() - 0.5 * c.pow(2).sum(1)).argmax(1)
+    # argmin_k ||x - c_k||² = argmax_k (x·c_k - ||c_k||²/2): one (N, d) x (d, K) product per set instead of N·K·d
+    # differences; ties between exactly equidistant centres may break differently, which Lloyd tolerates.
+    # x (B, N, d), c (B, K, d) -> (B, N)
+    return (x @ c.transpose(1, 2) - 0.5 * c.pow(2).sum(2).unsqueeze(1)).argmax(2)
 
 
 def _kmeanspp(x: torch.Tensor, k: int, generator: Optional[torch.Generator]) -> torch.Tensor:
@@ -69,15 +70,18 @@ def kmeans(
     """Lloyd's K-means in torch on x's device, without gradient.
 
     Args:
-        x: (N, d) points (pass normalised rows for spherical-style clustering).
+        x: (N, d) points (pass normalised rows for spherical-style clustering), or (B, N, d): B independent
+            point sets clustered in one batched loop (the DaRec head's two sides), each exactly as alone.
         k: number of clusters, ≥ 2.
-        iters: Lloyd iterations (assign, update), ≥ 1.
-        init: ``'kmeans++'`` (D² sampling), ``'random'`` (k distinct random points) or a (k, d) tensor of
-            starting centres (warm start from the previous step).
+        iters: Lloyd iterations (assign, update), ≥ 1; fewer run when the labels stop changing (a fixed point:
+            further iterations would return the same labels and centres).
+        init: ``'kmeans++'`` (D² sampling), ``'random'`` (k distinct random points) or a (k, d) tensor -- (B, k, d)
+            for batched x -- of starting centres (warm start from the previous step). Sets are seeded in order.
         generator: torch.Generator for reproducible seeding (may live on another device than x).
 
     Returns:
-        labels (N,) long in [0, k) and centres (k, d) in x's dtype (float32 for half inputs).
+        labels (N,) long in [0, k) and centres (k, d) in x's dtype (float32 for half inputs); (B, N) and
+        (B, k, d) for batched x.
 
     A cluster that becomes empty during an update is re-seeded with the point farthest from its own centre
     (distinct points for several empties), so no NaN is ever produced; in degenerate ties the final labels
@@ -92,41 +96,66 @@ def kmeans(
         raise ValueError(f"k (number of clusters) must be >= 2, got {k}")
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
-    check_rows("x", x)
-    x = x.detach()
+    batched = x.dim() == 3
+    if not batched:
+        check_rows("x", x)
+    elif x.shape[1] < 1:
+        raise ValueError(f"x needs at least 1 row per set, got shape {tuple(x.shape)}")
+    x = (x if batched else x.unsqueeze(0)).detach()
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
-    if x.shape[0] < k:
-        raise _too_few(x, k)
+    if x.shape[1] < k:
+        raise _too_few(x[0], k)
     if isinstance(init, torch.Tensor):
-        if init.shape != (k, x.shape[1]):
-            raise ValueError(f"init centres must have shape {(k, x.shape[1])}, got {tuple(init.shape)}")
-        centres = init.detach().to(device=x.device, dtype=x.dtype).clone()
-    elif init == "kmeans++":
-        centres = _kmeanspp(x, k, generator)
-    elif init == "random":
-        uniq = torch.unique(x, dim=0)
-        if uniq.shape[0] < k:
-            raise _too_few(x, k)
-        dev = generator.device if generator is not None else uniq.device
-        pick = torch.randperm(uniq.shape[0], generator=generator, device=dev)[:k].to(uniq.device)
-        centres = uniq[pick].clone()
+        expected = (x.shape[0], k, x.shape[2]) if batched else (k, x.shape[2])
+        if tuple(init.shape) != expected:
+            raise ValueError(f"init centres must have shape {expected}, got {tuple(init.shape)}")
+        centres = init.detach().to(device=x.device, dtype=x.dtype).reshape(x.shape[0], k, x.shape[2]).clone()
+    elif init in ("kmeans++", "random"):
+        centres = torch.stack([_seed(points, k, init, generator) for points in x])
     else:
         raise ValueError(f"init must be 'kmeans++', 'random' or a (k, d) tensor, got {init!r}")
+    labels, centres = _lloyd(x, centres, iters)
+    return (labels, centres) if batched else (labels[0], centres[0])
 
+
+def _seed(x: torch.Tensor, k: int, init: str, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """k starting centres for the (N, d) points x."""
+    if init == "kmeans++":
+        return _kmeanspp(x, k, generator)
+    uniq = torch.unique(x, dim=0)
+    if uniq.shape[0] < k:
+        raise _too_few(x, k)
+    dev = generator.device if generator is not None else uniq.device
+    pick = torch.randperm(uniq.shape[0], generator=generator, device=dev)[:k].to(uniq.device)
+    return uniq[pick].clone()
+
+
+def _lloyd(x: torch.Tensor, centres: torch.Tensor, iters: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd iterations on B point sets at once: x (B, N, d), centres (B, k, d) -> labels (B, N), centres."""
+    n_sets, n, _ = x.shape
+    k = centres.shape[1]
+    offset = (torch.arange(n_sets, device=x.device) * k).unsqueeze(1)  # set b's clusters are rows b·k .. b·k+k-1
+    flat_x = x.reshape(n_sets * n, -1)
+    previous = None
     for _ in range(iters):
         labels = _nearest(x, centres)
-        sums = torch.zeros_like(centres).index_add_(0, labels, x)
-        counts = torch.bincount(labels, minlength=k)
+        if previous is not None and torch.equal(labels, previous):
+            # a fixed point: the previous update had no empty cluster, so the centres are the means of these very
+            # labels; every further iteration would reproduce them bit for bit, so stop with the same result
+            return labels, centres
+        slots = (labels + offset).flatten()
+        sums = centres.new_zeros(n_sets * k, x.shape[2]).index_add_(0, slots, flat_x).view_as(centres)
+        counts = torch.bincount(slots, minlength=n_sets * k).view(n_sets, k)
         empty = counts == 0
-        centres = torch.where(empty.unsqueeze(1), centres, sums / counts.clamp_min(1).unsqueeze(1).to(x.dtype))
-        n_empty = int(empty.sum())
-        if n_empty:
-            own = _sq_dist(x, centres).gather(1, labels.unsqueeze(1)).squeeze(1)
-            far = own.topk(n_empty).indices
-            centres[empty] = x[far]
-    labels = _nearest(x, centres)
-    return labels, centres
+        centres = torch.where(empty.unsqueeze(2), centres, sums / counts.clamp_min(1).unsqueeze(2).to(x.dtype))
+        has_empty = bool(empty.any())
+        previous = None if has_empty else labels
+        if has_empty:
+            for b in torch.nonzero(empty.any(1)).flatten().tolist():
+                own = _sq_dist(x[b], centres[b]).gather(1, labels[b].unsqueeze(1)).squeeze(1)
+                centres[b, empty[b]] = x[b, own.topk(int(empty[b].sum())).indices]
+    return _nearest(x, centres), centres
 
 
 def cluster_centres(x: torch.Tensor, labels: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
