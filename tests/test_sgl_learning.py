@@ -83,6 +83,29 @@ def test_symmetric_adjacency_matches_coo_product_and_gradient():
     torch.testing.assert_close(x2.grad, x1.grad)
 
 
+@pytest.mark.parametrize("rescale", [True, False])
+def test_csr_dropout_keeps_the_coo_dropouts_entries_and_backpropagates_through_the_transpose(rescale):
+    torch.manual_seed(1)
+    users, items = torch.randint(0, 30, (200,)), torch.randint(0, 25, (200,))
+    keys = torch.unique(users * 25 + items)
+    coo = graph.sym_norm_adj(keys // 25, keys % 25, 30, 25)
+    dropped_coo = graph.sparse_dropout(coo, 0.7, generator=torch.Generator().manual_seed(3), rescale=rescale)
+    dropped = graph.SymmetricAdjacency(coo).dropout(0.7, generator=torch.Generator().manual_seed(3), rescale=rescale)
+    # the same random draw: the same surviving entries with the same values, no longer symmetric
+    assert torch.equal(dropped.to_dense(), dropped_coo.to_dense())
+    assert torch.equal(dropped.csr_transposed.to_dense(), dropped_coo.to_dense().t())
+    assert not torch.equal(dropped.to_dense(), dropped.to_dense().t())
+    x1 = torch.randn(55, 8, dtype=torch.float64, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    weights = torch.randn(55, 8, dtype=torch.float64)
+    out_coo = graph.propagate(dropped_coo.double(), x1, 3, "sum")
+    out = graph.propagate(graph.DroppedAdjacency(dropped.csr.double(), dropped.csr_transposed.double()), x2, 3, "sum")
+    (out_coo * weights).sum().backward()
+    (out * weights).sum().backward()
+    torch.testing.assert_close(out, out_coo)
+    torch.testing.assert_close(x2.grad, x1.grad)
+
+
 def test_edge_view_is_a_renormalised_symmetric_subgraph(data_dir, train_data):
     model = build(data_dir, train_data)
     view = model.make_view()
