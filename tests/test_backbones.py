@@ -129,7 +129,7 @@ def test_edge_dropout_only_in_training(build, mode):
     adj = model.norm_adj
     model.train()
     dropped = model.train_graph()
-    assert 0.7 < dropped._nnz() / adj._nnz() < 0.9
+    assert 0.7 < int((dense(dropped) != 0).sum()) / adj._nnz() < 0.9
     if mode == "rescale":  # survivors keep their position and are scaled by 1/keep
         kept = dense(dropped) != 0
         torch.testing.assert_close(dense(dropped)[kept], dense(adj)[kept] / 0.8)

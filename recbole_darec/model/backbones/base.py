@@ -112,6 +112,7 @@ class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
         # graph: unique training interactions (kept for augmentations) and the normalised adjacency
         self.inter_users, self.inter_items = graph.interaction_edges(dataset, device=self.device)
         self.norm_adj = graph.sym_norm_adj(self.inter_users, self.inter_items, self.n_users, self.n_items)
+        self.full_graph = graph.SymmetricAdjacency(self.norm_adj)  # CSR: what every propagation multiplies by
         # layers and losses
         self.user_embedding = torch.nn.Embedding(self.n_users, self.embedding_size)
         self.item_embedding = torch.nn.Embedding(self.n_items, self.embedding_size)

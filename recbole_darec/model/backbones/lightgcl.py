@@ -69,7 +69,7 @@ class LightGCL(GraphBackbone):
         self.last_layers = None
 
     def propagate_from(self, ego):
-        adj = graph.sparse_dropout(self.norm_adj, self.edge_keep_prob) if self.training else self.norm_adj
+        adj = self.full_graph.dropout(self.edge_keep_prob) if self.training else self.full_graph
         combined, layers = graph.propagate(adj, ego, self.n_layers, "sum", return_layers=True)
         self.last_layers = layers if self.training else None
         return combined

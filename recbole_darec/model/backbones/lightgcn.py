@@ -41,11 +41,11 @@ class LightGCNBackbone(GraphBackbone):
     def train_graph(self):
         """The adjacency for this step: a fresh edge-dropped one in training, the full one otherwise."""
         if not self.training or self.edge_keep_prob == 1.0:
-            return self.norm_adj
+            return self.full_graph
         if self.edge_drop_mode in ("rescale", "drop"):
-            return graph.sparse_dropout(self.norm_adj, self.edge_keep_prob, rescale=self.edge_drop_mode == "rescale")
+            return self.full_graph.dropout(self.edge_keep_prob, rescale=self.edge_drop_mode == "rescale")
         users, items = graph.drop_edges(self.inter_users, self.inter_items, self.edge_keep_prob)
-        return graph.sym_norm_adj(users, items, self.n_users, self.n_items)
+        return graph.SymmetricAdjacency(graph.sym_norm_adj(users, items, self.n_users, self.n_items))
 
     def propagate_from(self, ego):
         return graph.propagate(self.train_graph(), ego, self.n_layers, self.layer_combine)

@@ -83,8 +83,6 @@ class SGLBackbone(GraphBackbone):
             raise ValueError(f"layer_combine must be 'mean' or 'sum', got {self.layer_combine!r}")
         if self.ssl_negatives not in ("all", "batch"):
             raise ValueError(f"ssl_negatives must be 'all' or 'batch', got {self.ssl_negatives!r}")
-        # graph for scoring and BPR, in the fast symmetric form
-        self.full_graph = graph.SymmetricAdjacency(self.norm_adj)
         # caches: the two augmented views of the current epoch (drawn lazily)
         self.views = None
 
