@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from recbole_darec.model.alignment import (
     DARec_TERMS, DaRecHead, RLMRecConHead, RLMRecGenHead, TooFewPointsError, cf_projector, cluster_centres,
     global_structure_loss, grad_norms, info_nce, kmeans, llm_projector, local_structure_loss, match_clusters,
-    orthogonality_loss, uniformity_loss,
+    orthogonality_loss, uniformity_loss, uniformity_losses,
 )
 
 from head_fixtures import D64, gen, head_args, make_head, rows
@@ -57,6 +57,29 @@ def test_uniformity_matches_definition_and_prefers_spread_points():
     assert uniformity_loss(x).item() < uniformity_loss(collapsed).item() - 1.0
     with pytest.raises(ValueError, match="at least 2 rows"):
         uniformity_loss(x[:1])
+
+
+def test_uniformity_losses_batched_value_and_gradient_match_autograd_per_part():
+    g = gen(3)
+    parts = [torch.randn(40, 6, generator=g, dtype=D64, requires_grad=True) for _ in range(3)]
+    weights = torch.tensor([1.0, -0.5, 2.0], dtype=D64)
+    got = uniformity_losses(parts, 1.5)
+
+    def by_definition(x):  # plain autograd, no hand-written backward
+        z = F.normalize(x, dim=1)
+        off = ~torch.eye(x.shape[0], dtype=torch.bool)
+        return torch.log(torch.exp(-1.5 * (z.unsqueeze(1) - z.unsqueeze(0)).pow(2).sum(-1)[off]).mean())
+
+    ref = torch.stack([by_definition(p) for p in parts])
+    assert torch.allclose(got, ref, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad((weights * got).sum(), parts)
+    ref_grads = torch.autograd.grad((weights * ref).sum(), parts)
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    # a large temperature (every pair's kernel far below float range) stays finite
+    assert torch.isfinite(uniformity_losses([p.detach().float() for p in parts], 200.0)).all()
+    with pytest.raises(ValueError, match="same-shape"):
+        uniformity_losses([parts[0], parts[1][:10]])
 
 
 # --- global structure -----------------------------------------------------------------------------------------

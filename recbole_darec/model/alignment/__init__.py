@@ -3,6 +3,7 @@ from .darec_head import DARec_TERMS, DaRecHead
 from .losses import (
     GLOBAL_MODES, LOCAL_MODES, LocalAlignment, TooFewPointsError, cluster_centres, global_structure_loss,
     grad_norms, info_nce, kmeans, local_structure_loss, match_clusters, orthogonality_loss, uniformity_loss,
+    uniformity_losses,
 )
 from .projectors import cf_projector, llm_projector, mlp
 from .rlmrec_heads import RLMRecConHead, RLMRecGenHead
@@ -11,7 +12,7 @@ from .study_modes import DaRecStudyModes
 __all__ = [
     "DaRecHead", "DaRecStudyModes", "DARec_TERMS", "RLMRecConHead", "RLMRecGenHead",
     "cf_projector", "llm_projector", "mlp",
-    "orthogonality_loss", "uniformity_loss", "global_structure_loss", "kmeans", "cluster_centres",
+    "orthogonality_loss", "uniformity_loss", "uniformity_losses", "global_structure_loss", "kmeans", "cluster_centres",
     "match_clusters", "local_structure_loss", "info_nce", "grad_norms",
     "LocalAlignment", "TooFewPointsError", "GLOBAL_MODES", "LOCAL_MODES",
 ]

@@ -33,7 +33,7 @@ from ._util import randperm
 from .coupling import normalize_grad, scale_grad
 from .losses import (
     LocalAlignment, TooFewPointsError, global_structure_loss, kmeans, local_structure_loss, orthogonality_loss,
-    uniformity_loss,
+    uniformity_losses,
 )
 from .projectors import cf_projector as make_cf_projector, llm_projector
 from .study_modes import DaRecStudyModes
@@ -305,8 +305,7 @@ class DaRecHead(nn.Module):
         if coef["darec_orth"]:
             out["darec_orth"] = coef["darec_orth"] * (orthogonality_loss(c_sh, c_sp) + orthogonality_loss(l_sh, l_sp))
         if coef["darec_unif"]:
-            parts = (c_sh, c_sp, l_sh, l_sp)
-            out["darec_unif"] = coef["darec_unif"] * sum(uniformity_loss(p, self.unif_t) for p in parts)
+            out["darec_unif"] = coef["darec_unif"] * uniformity_losses((c_sh, c_sp, l_sh, l_sp), self.unif_t).sum()
 
     @torch.no_grad()
     def cluster_labels(self, cf_emb: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:

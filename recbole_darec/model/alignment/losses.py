@@ -7,7 +7,7 @@ may pass raw projector outputs.
 from __future__ import annotations
 
 import math
-from typing import Dict, NamedTuple, Optional, Tuple, Union
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ from ._util import check_rows, norm_rows
 from .clustering import TooFewPointsError, cluster_centres, kmeans, match_clusters
 
 __all__ = [
-    "TooFewPointsError", "LocalAlignment", "orthogonality_loss", "uniformity_loss",
+    "TooFewPointsError", "LocalAlignment", "orthogonality_loss", "uniformity_loss", "uniformity_losses",
     "global_structure_loss", "GLOBAL_MODES", "kmeans", "cluster_centres", "match_clusters",
     "local_structure_loss", "LOCAL_MODES", "info_nce", "grad_norms",
 ]
@@ -63,14 +63,49 @@ def uniformity_loss(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     overflows. Lower is more uniform: ``-2t·N/(N-1)`` for a regular simplex, 0 for a collapse to one point.
     """
     check_rows("x", x, min_rows=2)
+    return uniformity_losses([x], t)[0]
+
+
+def uniformity_losses(parts: Sequence[torch.Tensor], t: float = 2.0) -> torch.Tensor:
+    """:func:`uniformity_loss` of several same-shape (N, d) tensors at once: a (P,) tensor, one value per part.
+
+    One batched Gram product forward and one backward (the N×N logits are symmetric, so the gradient is
+    ``4t · softmax(logits) · x̂`` instead of autograd's two products), which is what makes the DaRec head's four
+    uniformity terms cheap; the value is the same as calling :func:`uniformity_loss` on each part.
+    """
+    if not parts or any(p.shape != parts[0].shape for p in parts):
+        raise ValueError(f"parts must be a non-empty sequence of same-shape tensors, got "
+                         f"{[tuple(p.shape) for p in parts]}")
+    check_rows("parts[0]", parts[0], min_rows=2)
     if t <= 0:
         raise ValueError(f"t must be > 0, got {t}")
-    z = norm_rows(x)
-    n = z.shape[0]
-    # -t||a-b||² = 2t·a·b − 2t: one N×N matrix, the constant moved out of the logsumexp
-    logits = (2.0 * t) * (z @ z.t())
-    logits.fill_diagonal_(float("-inf"))  # safe in place: the scalar product saved nothing for backward
-    return torch.logsumexp(logits.flatten(), dim=0) - 2.0 * t - math.log(n * (n - 1))
+    z = norm_rows(torch.stack(list(parts)))
+    n = z.shape[1]
+    # -t||a-b||² = 2t·a·b − 2t: the constant moved out of the logsumexp
+    return _OffDiagonalLogSumExp.apply(z, 2.0 * t) - 2.0 * t - math.log(n * (n - 1))
+
+
+class _OffDiagonalLogSumExp(torch.autograd.Function):
+    """``logsumexp_{i≠j} (scale · z_b z_bᵀ)_ij`` per batch b of z (B, N, d): (B,) values.
+
+    Forward keeps the softmax over the pairs (one N×N buffer per batch, computed in place), which is all the
+    backward needs: ``d lse / d z = scale · (W + Wᵀ) z = 2·scale · W z`` (W symmetric).
+    """
+
+    @staticmethod
+    def forward(ctx, z, scale):
+        weights = torch.bmm(z * scale, z.transpose(1, 2))
+        weights.diagonal(dim1=1, dim2=2).fill_(float("-inf"))
+        shift = weights.amax(dim=(1, 2), keepdim=True)
+        total = weights.sub_(shift).exp_().sum(dim=(1, 2), keepdim=True)  # exp(-inf) = 0 on the diagonal
+        ctx.save_for_backward(z, weights.div_(total))
+        ctx.scale = scale
+        return (shift + total.log()).flatten()
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, weights = ctx.saved_tensors
+        return torch.bmm(weights, z) * (2.0 * ctx.scale * grad).view(-1, 1, 1), None
 
 
 def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "mse", tau: float = 0.1,
