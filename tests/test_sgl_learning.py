@@ -99,7 +99,7 @@ def test_csr_dropout_keeps_the_coo_dropouts_entries_and_backpropagates_through_t
     x2 = x1.detach().clone().requires_grad_()
     weights = torch.randn(55, 8, dtype=torch.float64)
     out_coo = graph.propagate(dropped_coo.double(), x1, 3, "sum")
-    out = graph.propagate(graph.DroppedAdjacency(dropped.csr.double(), dropped.csr_transposed.double()), x2, 3, "sum")
+    out = graph.propagate(graph.CSRAdjacency(dropped.csr.double(), dropped.csr_transposed.double()), x2, 3, "sum")
     (out_coo * weights).sum().backward()
     (out * weights).sum().backward()
     torch.testing.assert_close(out, out_coo)

@@ -104,69 +104,9 @@ def sparse_dropout(adj, keep_prob, generator=None, rescale=True):
     return torch.sparse_coo_tensor(adj.indices()[:, mask], kept, adj.shape, is_coalesced=True, check_invariants=False)
 
 
-class SymmetricAdjacency:
-    """A symmetric sparse adjacency kept in CSR and multiplied through :class:`_CSRMatmul`.
-
-    Because ``A^T = A``, the backward of ``A @ X`` is ``A @ grad`` with the same matrix: nothing is transposed or
-    re-coalesced per step, which makes a 3-layer propagation with its backward ~3-5x faster than COO
-    ``torch.sparse.mm`` on one CPU thread. Only for matrices that are symmetric by construction
-    (:func:`sym_norm_adj`); the result equals the COO product up to float summation order.
-    """
-
-    def __init__(self, adj):
-        with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product used here is stable
-            warnings.simplefilter("ignore", UserWarning)
-            self.csr = adj.to_sparse_csr()
-        self._transpose_index = None  # entry (i, j) -> position of entry (j, i); built on the first dropout
-
-    @property
-    def shape(self):
-        return self.csr.shape
-
-    def nnz(self):
-        return self.csr._nnz()
-
-    def to_dense(self):
-        return self.csr.to_dense()
-
-    def matmul(self, dense):
-        return _CSRMatmul.apply(dense, self.csr, self.csr)
-
-    def dropout(self, keep_prob, generator=None, rescale=True):
-        """:func:`sparse_dropout` in CSR form: the same random draw keeps the same entries with the same values
-        (dropped ones become stored zeros), so the product equals ``sparse_dropout(coo)`` up to float summation
-        order. The result is no longer symmetric; its backward multiplies by the dropped matrix's transpose,
-        which shares the structure and only permutes the values. ``keep_prob == 1`` returns ``self``."""
-        if not 0.0 < keep_prob <= 1.0:
-            raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
-        if keep_prob == 1.0:
-            return self
-        values = self.csr.values()
-        mask = torch.rand(values.shape, generator=generator, device=values.device) < keep_prob
-        kept = torch.where(mask, values / keep_prob if rescale else values, torch.zeros_like(values))
-        return DroppedAdjacency(self._with_values(kept), self._with_values(kept[self.transpose_index()]))
-
-    def transpose_index(self):
-        if self._transpose_index is None:
-            rows, cols = self._coordinates()
-            n = self.csr.shape[0]
-            # CSR entries are sorted by (row, col), so row * n + col is sorted: find each (col, row) in it
-            self._transpose_index = torch.searchsorted(rows * n + cols, cols * n + rows)
-        return self._transpose_index
-
-    def _coordinates(self):
-        crow, cols = self.csr.crow_indices(), self.csr.col_indices()
-        rows = torch.repeat_interleave(torch.arange(len(crow) - 1, device=crow.device), crow.diff())
-        return rows, cols
-
-    def _with_values(self, values):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.sparse_csr_tensor(self.csr.crow_indices(), self.csr.col_indices(), values, self.csr.shape)
-
-
-class DroppedAdjacency:
-    """An edge-dropped :class:`SymmetricAdjacency` (:meth:`SymmetricAdjacency.dropout`): ``csr`` and its transpose."""
+class CSRAdjacency:
+    """A constant sparse matrix in CSR with its transpose, multiplied through :class:`_CSRMatmul` (the backward of
+    ``A @ X`` is ``A^T @ grad``: nothing is transposed or re-coalesced per step)."""
 
     def __init__(self, csr, csr_transposed):
         self.csr, self.csr_transposed = csr, csr_transposed
@@ -180,6 +120,51 @@ class DroppedAdjacency:
 
     def matmul(self, dense):
         return _CSRMatmul.apply(dense, self.csr, self.csr_transposed)
+
+
+class SymmetricAdjacency(CSRAdjacency):
+    """A symmetric sparse adjacency in CSR: its own transpose, so a 3-layer propagation with its backward is ~3-5x
+    faster than COO ``torch.sparse.mm`` on one CPU thread. Only for matrices that are symmetric by construction
+    (:func:`sym_norm_adj`); the result equals the COO product up to float summation order.
+    """
+
+    def __init__(self, adj):
+        with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product used here is stable
+            warnings.simplefilter("ignore", UserWarning)
+            csr = adj.to_sparse_csr()
+        super().__init__(csr, csr)
+        self._transpose_index = None  # entry (i, j) -> position of entry (j, i); built on the first dropout
+
+    def nnz(self):
+        return self.csr._nnz()
+
+    def dropout(self, keep_prob, generator=None, rescale=True):
+        """:func:`sparse_dropout` in CSR form: the same random draw keeps the same entries with the same values
+        (dropped ones become stored zeros), so the product equals ``sparse_dropout(coo)`` up to float summation
+        order. The result (a :class:`CSRAdjacency`) is no longer symmetric; its transpose shares the structure and
+        only permutes the values. ``keep_prob == 1`` returns ``self``."""
+        if not 0.0 < keep_prob <= 1.0:
+            raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
+        if keep_prob == 1.0:
+            return self
+        values = self.csr.values()
+        mask = torch.rand(values.shape, generator=generator, device=values.device) < keep_prob
+        kept = torch.where(mask, values / keep_prob if rescale else values, torch.zeros_like(values))
+        return CSRAdjacency(self._with_values(kept), self._with_values(kept[self.transpose_index()]))
+
+    def transpose_index(self):
+        if self._transpose_index is None:
+            crow, cols = self.csr.crow_indices(), self.csr.col_indices()
+            rows = torch.repeat_interleave(torch.arange(len(crow) - 1, device=crow.device), crow.diff())
+            n = self.csr.shape[0]
+            # CSR entries are sorted by (row, col), so row * n + col is sorted: find each (col, row) in it
+            self._transpose_index = torch.searchsorted(rows * n + cols, cols * n + rows)
+        return self._transpose_index
+
+    def _with_values(self, values):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(self.csr.crow_indices(), self.csr.col_indices(), values, self.csr.shape)
 
 
 class _CSRMatmul(torch.autograd.Function):
@@ -196,14 +181,14 @@ class _CSRMatmul(torch.autograd.Function):
 
 
 def _spmm(adj, dense):
-    return adj.matmul(dense) if isinstance(adj, (SymmetricAdjacency, DroppedAdjacency)) else torch.sparse.mm(adj, dense)
+    return adj.matmul(dense) if isinstance(adj, CSRAdjacency) else torch.sparse.mm(adj, dense)
 
 
 def propagate(adj, ego, n_layers, combine="mean", return_layers=False):
     """LightGCN propagation ``E^(l) = adj @ E^(l-1)`` and the combination of layers ``0..n_layers``.
 
     Args:
-        adj: sparse (N x N) tensor, :class:`SymmetricAdjacency` or :class:`DroppedAdjacency`, or a list of
+        adj: sparse (N x N) tensor or :class:`CSRAdjacency` (e.g. :class:`SymmetricAdjacency`), or a list of
             ``n_layers`` of them (one graph per layer, SGL's RW view).
         ego: dense (N x d) layer-0 embeddings.
         n_layers: number of propagation steps.
