@@ -157,23 +157,22 @@ def test_bpr_falls_with_rlmrec_yelp_settings(data_dir, train_data, mean_curve, n
     assert mean_curve[-1] > 0.9 * np.log(2) and mean_curve[-1] > curve[-1] + 0.15, (mean_curve, curve)
 
 
-def test_view_info_nce_against_explicit_formulas():
+def test_cosine_info_nce_batch_negatives_explicit():
+    """SGLBackbone's in-batch contrast: candidates are the distinct nodes; a repeated anchor counts as often as
+    it occurs."""
     from recbole_darec.model.backbones import all_node_info_nce
-    from recbole_darec.model.backbones.sgl import view_info_nce
 
     torch.manual_seed(0)
     v1, v2, index = torch.randn(9, 4), torch.randn(9, 4), torch.tensor([3, 1, 3, 7, 3, 0])
-    torch.testing.assert_close(view_info_nce(v1, v2, index, 0.2, "all"), all_node_info_nce(v1, v2, index, 0.2))
-    # in-batch: candidates are the distinct nodes {0, 1, 3, 7}; a repeated anchor counts as often as it occurs
     nodes = torch.tensor([0, 1, 3, 7])
     a = torch.nn.functional.normalize(v1, dim=1)
     c = torch.nn.functional.normalize(v2[nodes], dim=1)
     logits = a[index] @ c.t() / 0.2
     target = torch.tensor([2, 1, 2, 3, 2, 0])
     expected = (torch.logsumexp(logits, 1) - logits[torch.arange(6), target]).mean()
-    torch.testing.assert_close(view_info_nce(v1, v2, index, 0.2, "batch"), expected)
+    torch.testing.assert_close(all_node_info_nce(v1, v2, index, 0.2, negatives="batch"), expected)
     with pytest.raises(ValueError, match="negatives"):
-        view_info_nce(v1, v2, index, 0.2, "some")
+        all_node_info_nce(v1, v2, index, 0.2, negatives="some")
 
 
 def test_all_node_info_nce_batch_negatives_explicit():

@@ -8,42 +8,12 @@ the layer-0 embeddings (RLMRec-Gen masking) gets them with :meth:`get_ego_embedd
 ``forward(ego_override=...)``.
 """
 import torch
-import torch.nn.functional as F
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.model.init import xavier_uniform_initialization
 from recbole.model.loss import BPRLoss, EmbLoss
 from recbole.utils import InputType
 
 from recbole_darec.model import graph
-
-
-def all_node_info_nce(anchor, candidates, index, tau, cosine=True, pos_clamp=None, negatives="all"):
-    """InfoNCE of ``anchor[index]`` against ``candidates``: the same node is the positive, every other node
-    (all of ``candidates``, not just the batch) a negative; mean over ``index``.
-
-    Args:
-        anchor, candidates: ``N x d`` embeddings of the same N nodes in two views.
-        index: LongTensor of the nodes to contrast (duplicates count repeatedly).
-        tau: temperature, > 0.
-        cosine: cosine similarity (SGL, LightGCL's paper) or the raw dot product (LightGCL's code).
-        pos_clamp: clamp the positive logit to ``[-pos_clamp, pos_clamp]`` (LightGCL's code uses 5).
-        negatives: ``all`` (every node of ``candidates``) or ``batch`` (only the distinct nodes of ``index``:
-            ``|unique(index)|`` instead of N logits per anchor).
-    """
-    if negatives == "batch":
-        nodes, inverse = torch.unique(index, return_inverse=True)
-        candidates, positives_of = candidates[nodes], inverse
-    elif negatives == "all":
-        positives_of = index
-    else:
-        raise ValueError(f"negatives must be 'all' or 'batch', got {negatives!r}")
-    a, c = anchor[index], candidates
-    if cosine:
-        a, c = F.normalize(a, dim=1), F.normalize(c, dim=1)
-    positive = (a * c[positives_of]).sum(dim=1) / tau
-    if pos_clamp is not None:
-        positive = positive.clamp(-pos_clamp, pos_clamp)
-    return (torch.logsumexp(a @ c.t() / tau, dim=1) - positive).mean()  # logsumexp: finite for small tau
 
 
 class CachedDotProductScoring:

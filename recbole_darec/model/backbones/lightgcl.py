@@ -21,7 +21,8 @@ also reports dropout 0.25 on some datasets: ``edge_keep_prob: 0.75``.
 import torch
 
 from recbole_darec.model import graph
-from recbole_darec.model.backbones.base import GraphBackbone, all_node_info_nce
+from recbole_darec.model.backbones.base import GraphBackbone
+from recbole_darec.model.contrast import all_node_info_nce
 
 
 class LightGCL(GraphBackbone):

@@ -21,32 +21,10 @@ Loss scale: BPR and SSL are batch means (RecBole's SGL sums both: same ratio, so
 ``reg_weight`` is then relatively ``batch_size`` times stronger than in RecBole's SGL.
 """
 import torch
-import torch.nn.functional as F
 
 from recbole_darec.model import graph
 from recbole_darec.model.backbones.base import GraphBackbone
-
-
-def view_info_nce(view1, view2, index, tau, negatives="all"):
-    """InfoNCE between two views of the same nodes, mean over the anchors ``view1[index]`` (duplicates count).
-
-    The positive of an anchor is the same node in ``view2``. ``negatives="all"``: every node of ``view2`` is a
-    candidate (RecBole, RLMRec and the original SGL); ``"batch"``: only the distinct nodes of ``index`` are
-    (in-batch negatives, as SELFRec's SGL), which costs ``|unique(index)|`` instead of ``N`` logits per anchor.
-    Cosine similarity over ``tau``. A node repeated in ``index`` is scored once and its loss weighted by its count
-    (the same value as scoring every repeat, fewer rows), as a cross-entropy, whose fused log-softmax is faster
-    than an explicit logsumexp.
-    """
-    nodes, counts = torch.unique(index, return_counts=True)
-    anchors = F.normalize(view1[nodes], dim=1) / tau
-    if negatives == "all":
-        candidates, targets = view2, nodes
-    elif negatives == "batch":
-        candidates, targets = view2[nodes], torch.arange(nodes.numel(), device=nodes.device)
-    else:
-        raise ValueError(f"negatives must be 'all' or 'batch', got {negatives!r}")
-    losses = F.cross_entropy(anchors @ F.normalize(candidates, dim=1).t(), targets, reduction="none")
-    return (losses * counts).sum() / index.numel()
+from recbole_darec.model.contrast import all_node_info_nce
 
 
 class SGLBackbone(GraphBackbone):
@@ -124,8 +102,8 @@ class SGLBackbone(GraphBackbone):
         # the batch as it is, duplicates included (RecBole's SGL): de-duplicating down-weights frequent nodes
         # and made BPR learn markedly slower on ml-100k in our check
         users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
-        return (view_info_nce(user1, user2, users, self.ssl_tau, self.ssl_negatives)
-                + view_info_nce(item1, item2, items, self.ssl_tau, self.ssl_negatives))
+        return (all_node_info_nce(user1, user2, users, self.ssl_tau, negatives=self.ssl_negatives)
+                + all_node_info_nce(item1, item2, items, self.ssl_tau, negatives=self.ssl_negatives))
 
     def backbone_loss(self, interaction, user_all, item_all):
         bpr, reg = super().backbone_loss(interaction, user_all, item_all)
