@@ -68,6 +68,8 @@ step pytest-cuda 140 0 "passed|failed|skipped|error|SKIPPED" \
   "$PY" -m pytest -q -m cuda -rs tests/test_cuda.py
 step epoch_time 60 1 "ratio|^[A-Za-z]+ +[0-9.]+ +[0-9.]+$" \
   "$PY" benchmarks/epoch_time.py --device=cuda --repeats=1 --dataset="$DATASET"
+step info_nce 25 1 "x plain|ms" \
+  "$PY" benchmarks/info_nce.py --device=cuda --repeats=3
 OVERHEAD_SETS=$DATASET; [ "$DATASET" = yelp ] && OVERHEAD_SETS=yelp,ml-100k  # stand-in 1536-d and real 384-d
 step darec_overhead 130 1 "ratio|part 2|peak GPU" \
   "$PY" benchmarks/darec_overhead.py --device=cuda --repeats=1 --datasets="$OVERHEAD_SETS"
