@@ -80,8 +80,8 @@ def test_fixture_exercises_duplicates_and_isolated_items(train_data):
 def test_lightgcn_backbone_matches_recbole_lightgcn(build, batch):
     ours, theirs = build("LightGCNBackbone"), build("LightGCN")
     assert type(theirs).__module__.startswith("recbole.")  # the baseline name stays RecBole's class
-    torch.testing.assert_close(ours.norm_adj.to_dense(), theirs.norm_adj_matrix.to_dense(), rtol=1e-6, atol=0)
-    assert torch.equal(ours.norm_adj.indices(), theirs.norm_adj_matrix.coalesce().indices())
+    torch.testing.assert_close(ours.full_graph.to_dense(), theirs.norm_adj_matrix.to_dense(), rtol=1e-6, atol=0)
+    assert torch.equal(ours.full_graph.to_dense() != 0, theirs.norm_adj_matrix.to_dense() != 0)
     with torch.no_grad():
         ours.user_embedding.weight.copy_(theirs.user_embedding.weight * 3.0)  # not the shared seed's init
         ours.item_embedding.weight.copy_(theirs.item_embedding.weight * 3.0)
@@ -98,9 +98,9 @@ def test_interaction_edges_are_unique_and_adjacency_symmetric(build, train_data)
     model = build("LightGCNBackbone")
     users, items = model.inter_users, model.inter_items
     assert torch.unique(users * N_ITEMS * 2 + items).numel() == users.numel()
-    adj = dense(model.norm_adj)
+    adj = dense(model.full_graph)
     assert torch.equal(adj, adj.t())
-    assert model.norm_adj._nnz() == 2 * users.numel()
+    assert model.full_graph.nnz() == 2 * users.numel()
     r = dense(graph.norm_interaction(users, items, model.n_users, model.n_items))
     torch.testing.assert_close(adj[: model.n_users, model.n_users:], r, rtol=1e-5, atol=0)
 
@@ -126,10 +126,10 @@ def test_edge_dropout_only_in_training(build, mode):
     model.clear_cache()  # recompute rather than read the cache
     assert torch.equal(first, model.full_sort_predict(users))
     torch.testing.assert_close(model.forward()[0], plain.forward()[0])
-    adj = model.norm_adj
+    adj = model.full_graph
     model.train()
     dropped = model.train_graph()
-    assert 0.7 < int((dense(dropped) != 0).sum()) / adj._nnz() < 0.9
+    assert 0.7 < int((dense(dropped) != 0).sum()) / adj.nnz() < 0.9
     if mode == "rescale":  # survivors keep their position and are scaled by 1/keep
         kept = dense(dropped) != 0
         torch.testing.assert_close(dense(dropped)[kept], dense(adj)[kept] / 0.8)

@@ -81,8 +81,7 @@ class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
             )
         # graph: unique training interactions (kept for augmentations) and the normalised adjacency
         self.inter_users, self.inter_items = graph.interaction_edges(dataset, device=self.device)
-        self.norm_adj = graph.sym_norm_adj(self.inter_users, self.inter_items, self.n_users, self.n_items)
-        self.full_graph = graph.SymmetricAdjacency(self.norm_adj)  # CSR: what every propagation multiplies by
+        self.full_graph = self.adjacency_of(self.inter_users, self.inter_items)  # what propagation multiplies by
         # layers and losses
         self.user_embedding = torch.nn.Embedding(self.n_users, self.embedding_size)
         self.item_embedding = torch.nn.Embedding(self.n_items, self.embedding_size)
@@ -94,6 +93,11 @@ class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
         self.other_parameter_name = ["restore_user_e", "restore_item_e"]
         # init
         self.apply(xavier_uniform_initialization)
+
+    def adjacency_of(self, users, items):
+        """The symmetric normalised adjacency (CSR) of the interaction pairs ``(users, items)``, normalised by
+        their own degrees (the full graph, or an augmented one re-normalised)."""
+        return graph.SymmetricAdjacency(graph.sym_norm_adj(users, items, self.n_users, self.n_items))
 
     @classmethod
     def param(cls, config, key):

@@ -44,8 +44,7 @@ class LightGCNBackbone(GraphBackbone):
             return self.full_graph
         if self.edge_drop_mode in ("rescale", "drop"):
             return self.full_graph.dropout(self.edge_keep_prob, rescale=self.edge_drop_mode == "rescale")
-        users, items = graph.drop_edges(self.inter_users, self.inter_items, self.edge_keep_prob)
-        return graph.SymmetricAdjacency(graph.sym_norm_adj(users, items, self.n_users, self.n_items))
+        return self.adjacency_of(*graph.drop_edges(self.inter_users, self.inter_items, self.edge_keep_prob))
 
     def propagate_from(self, ego):
         return graph.propagate(self.train_graph(), ego, self.n_layers, self.layer_combine)

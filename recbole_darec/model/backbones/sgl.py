@@ -73,14 +73,10 @@ class SGLBackbone(GraphBackbone):
             users, items, _, _ = graph.drop_nodes(
                 self.inter_users, self.inter_items, self.n_users, self.n_items, self.drop_ratio
             )
-            return graph.SymmetricAdjacency(graph.sym_norm_adj(users, items, self.n_users, self.n_items))
+            return self.adjacency_of(users, items)
         n_graphs = self.n_layers if self.view_type == "RW" else 1
-        graphs = [
-            graph.SymmetricAdjacency(graph.sym_norm_adj(
-                *graph.drop_edges(self.inter_users, self.inter_items, 1.0 - self.drop_ratio),
-                self.n_users, self.n_items))
-            for _ in range(n_graphs)
-        ]
+        graphs = [self.adjacency_of(*graph.drop_edges(self.inter_users, self.inter_items, 1.0 - self.drop_ratio))
+                  for _ in range(n_graphs)]
         return graphs if self.view_type == "RW" else graphs[0]
 
     def train(self, mode=True):
