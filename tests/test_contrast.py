@@ -68,3 +68,18 @@ def test_all_node_info_nce_gradients_match_every_repeat_scored(block_elements, n
     for want, have in zip(torch.autograd.grad(expected, (anchor, candidates)),
                           torch.autograd.grad(got, (anchor, candidates))):
         torch.testing.assert_close(have, want, rtol=1e-10, atol=1e-14)
+
+
+def test_weighted_logsumexp_sums_half_precision_in_float32():
+    torch.manual_seed(2)
+    a = torch.randn(50, 8).to(torch.bfloat16).requires_grad_()
+    c = torch.randn(300, 8).to(torch.bfloat16).requires_grad_()
+    w = torch.ones(50)
+    value = contrast.weighted_logsumexp(a, c, w)
+    assert value.dtype == torch.float32
+    expected = (w * torch.logsumexp(a.float() @ c.float().t(), 1)).sum()
+    torch.testing.assert_close(value, expected, rtol=1e-5, atol=0)
+    grad_a, grad_c = torch.autograd.grad(value, (a, c))
+    assert grad_a.dtype == grad_c.dtype == torch.bfloat16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(contrast.weighted_logsumexp(a, c, w), expected, rtol=1e-5, atol=0)

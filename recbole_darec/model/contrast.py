@@ -11,7 +11,8 @@ traffic, and no ``anchors x N`` buffer at all.
 import torch
 import torch.nn.functional as F
 
-# logits per block: 2^18 floats (1 MB) stay in a CPU core's cache (2^16..2^22 measured, 2^18 fastest); a GPU wants few, large kernels
+# logits per block: 2^18 floats (1 MB) stay in a CPU core's cache (2^16..2^22 measured on one thread, 2^18
+# fastest); a GPU wants few, large kernels
 _BLOCK_ELEMENTS = {"cpu": 1 << 18}
 _DEFAULT_BLOCK_ELEMENTS = 1 << 26
 
@@ -61,7 +62,10 @@ def weighted_logsumexp(anchors, candidates, weights):
                          f"(rows, d) with the same d")
     if weights.shape != (anchors.shape[0],):
         raise ValueError(f"weights must have shape ({anchors.shape[0]},), got {tuple(weights.shape)}")
-    return _BlockedLogSumExp.apply(anchors, candidates, weights.to(anchors.dtype))
+    # half-precision inputs (AMP) are summed in float32, as autocast does for logsumexp / cross_entropy
+    dtype = torch.promote_types(anchors.dtype, torch.float32)
+    with torch.autocast(anchors.device.type, enabled=False):
+        return _BlockedLogSumExp.apply(anchors.to(dtype), candidates.to(dtype), weights.to(dtype))
 
 
 def block_rows(n_candidates, device):
