@@ -9,10 +9,9 @@ SGLBackbone runs with both ``ssl_negatives`` (``all``: the reference InfoNCE ove
 ``--recbole-sgl`` adds RecBole's SGL (one epoch takes minutes on a CPU).
 """
 import argparse
-import time
 from pathlib import Path
 
-from common import ROOT, environment_header
+from common import ROOT, environment_header, round_robin
 
 from recbole_darec.config import isolated_config  # leaves this script's own argv alone
 from recbole_darec.single_run import build
@@ -59,12 +58,8 @@ def main():
                         config_dict={"state": "ERROR", "show_progress": False, **extra, **overrides})
         _, (train_data, _, _), model_obj, trainer = build(config)
         built.append((label, train_data, trainer, files))
-    times = {label: [] for label, *_ in built}
-    for _ in range(args.repeats):  # alternate, so load changes hit every model
-        for label, train_data, trainer, _ in built:
-            start = time.perf_counter()
-            trainer._train_epoch(train_data, 0)
-            times[label].append(time.perf_counter() - start)
+    times = round_robin({label: (lambda t=trainer, d=train_data: t._train_epoch(d, 0))
+                         for label, train_data, trainer, _ in built}, args.repeats)
     base = min(times["LightGCNBackbone"])
     print(f"dataset {args.dataset}, {len(built[0][1])} batches per epoch, best of {args.repeats} epochs")
     print(f"{'model':<36} {'epoch s':>9} {'x LightGCN':>11}  config")

@@ -48,3 +48,13 @@ def timed(fn, repeats, device="cpu", warmup=True):
         sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times), min(times)
+
+
+def round_robin(calls, repeats, device="cpu"):
+    """Wall seconds of every call in ``calls`` (label -> function of no argument), ``repeats`` rounds in which each
+    runs once, so load changes on a shared machine hit every variant alike: label -> list of seconds."""
+    seconds = {label: [] for label in calls}
+    for _ in range(repeats):
+        for label, fn in calls.items():
+            seconds[label].append(timed(fn, 1, device, warmup=False)[0])
+    return seconds

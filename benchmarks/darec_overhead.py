@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from common import ROOT, environment_header, timed
+from common import ROOT, environment_header, round_robin, timed
 from standin import write_standin_embeddings
 
 from recbole_darec.config import isolated_config  # leaves this script's own argv alone
@@ -78,11 +78,9 @@ def epoch_times(dataset, device, repeats, data_root=None, config_files=()):
         _, (train_data, *_), model, trainer = build(config)
         trainer._train_epoch(train_data, 0)  # warm-up
         built[label] = (model, trainer, train_data)
-    seconds = {label: [] for label in built}
-    for round_ in range(repeats):
-        for label, (_, trainer, train_data) in built.items():
-            seconds[label].append(timed(lambda: trainer._train_epoch(train_data, round_ + 1), 1, device,
-                                        warmup=False)[0])
+    # epoch index 1 after the warm-up's 0 (RecBole uses it only to label the progress bar)
+    seconds = round_robin({label: (lambda t=trainer, d=train_data: t._train_epoch(d, 1))
+                           for label, (_, trainer, train_data) in built.items()}, repeats, device)
     times = {label: statistics.median(values) for label, values in seconds.items()}
     for label, (model, _, train_data) in built.items():
         tables = sum(b.numel() * b.element_size() for n, b in model.named_buffers() if n.endswith("_semantic"))

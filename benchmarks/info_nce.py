@@ -11,7 +11,7 @@ Random unit rows (the timing does not depend on the values).
 """
 import argparse
 
-from common import environment_header, timed
+from common import environment_header, round_robin
 
 
 def main():
@@ -55,16 +55,12 @@ def main():
             logits @ c_rows
             grad_c.addmm_(logits.t(), a_rows[start:start + step])
 
-    rows = [("plain autograd (cross_entropy)", plain), ("all_node_info_nce (blocked)", blocked),
-            ("3 matrix products only (floor)", products_only)]
-    results = {label: [] for label, _ in rows}
-    for _ in range(args.repeats):  # alternate, so load changes hit every variant
-        for label, fn in rows:
-            results[label].append(timed(fn, 1, dev, warmup=False)[1])
-    base = min(results[rows[0][0]])
+    results = round_robin({"plain autograd (cross_entropy)": plain, "all_node_info_nce (blocked)": blocked,
+                           "3 matrix products only (floor)": products_only}, args.repeats, dev)
+    base = min(results["plain autograd (cross_entropy)"])
     print(f"{args.anchors} anchors x {n} candidates, d {d}, {dev}, best of {args.repeats}")
     print(f"{'variant':<34} {'ms':>8} {'x plain':>8}")
-    for label, _ in rows:
+    for label in results:
         best = min(results[label])
         print(f"{label:<34} {1000 * best:>8.1f} {best / base:>8.2f}")
 
