@@ -37,7 +37,12 @@ def rows(paths):
 def main(paths):
     paper = published()
     out, lines = [], []
-    for (dataset, model), records in sorted(rows(paths).items()):
+    # rows reproducing the same published model (plugin and RecBole implementations) stand together, above it
+    def group(item):
+        (dataset, model), _ = item
+        return dataset, REPRODUCES.get(model, model), model
+    ordered = sorted(rows(paths).items(), key=group)
+    for index, ((dataset, model), records) in enumerate(ordered):
         row = {"dataset": dataset, "model": model, "seeds": len(records)}
         ref = paper.get((dataset, REPRODUCES.get(model, "")))
         cells = []
@@ -54,7 +59,8 @@ def main(paths):
         out.append(row)
         lines.append(f"| {dataset} | {model} | {len(records)} | " + " | ".join(cells)
                      + f" | {row['epochs_to_best']:.0f} | {row['s_per_epoch']:.1f} |")
-        if ref is not None:
+        last_of_group = index + 1 == len(ordered) or group(ordered[index + 1])[:2] != group(ordered[index])[:2]
+        if ref is not None and last_of_group:
             lines.append(f"| {dataset} | published {REPRODUCES[model]} | 5 | "
                          + " | ".join(f"{ref[m]:.4f}" for m in METRICS) + " | | |")
     with open(HERE / "rlmrec-splits.csv", "w", newline="", encoding="utf-8") as fh:
