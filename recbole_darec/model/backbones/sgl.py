@@ -15,7 +15,8 @@ does not grow with their scale, while BPR's does. Averaging the L+1 layers (``me
 makes the propagated embeddings L+1 times smaller than summing them (``sum``, RLMRec): BPR's gradient shrinks
 (L+1)^2-fold against the SSL term's. With RLMRec's yelp settings (L 3, SSL weight 1e-3, tau 0.1, d 32) the weighted
 SSL gradient on the embedding tables is 3.6x BPR's at initialisation under ``mean`` and 0.23x under ``sum``; under
-``mean`` BPR stayed at ln 2 for 3 epochs (RecBole's SGL too), under ``sum`` it falls like LightGCN's.
+``mean`` BPR stayed at ln 2 for 3 epochs (RecBole's SGL for 4, then it fell), under ``sum`` it falls like
+LightGCN's from the first.
 
 Loss scale: BPR and SSL are batch means (RecBole's SGL sums both: same ratio, so ``ssl_weight`` means the same);
 ``reg_weight`` is then relatively ``batch_size`` times stronger than in RecBole's SGL.
