@@ -2,7 +2,7 @@
 LightGCNBackbone, and the DaRec head's time per step as the graph grows 10x with N̂ fixed.
 
     python benchmarks/darec_overhead.py [--datasets=yelp,ml-100k] [--repeats=3] [--device=cpu|cuda]
-        [--llm-dim=1536] [--threads=N]
+        [--llm-dim=1536] [--threads=N] [--darec-set=KEY=VALUE,...]
 
 Part 1, per dataset, every model built first and then timed in rounds (one epoch of each model per round, the
 median over rounds), so load on the machine hits all of them alike. Target: ratio <= 1.25.
@@ -11,7 +11,8 @@ median over rounds), so load on the machine hits all of them alike. Target: rati
   the dataset, never into dataset/.
 * ml-100k: the shipped real 384-d MiniLM profile tables, settings of configs/ml100k_study.yaml.
 Each head is timed with its LLM rows at full width (``semantic_pca_dim: ~``) and reduced once to DaRec's default
-number of principal directions (not whitened); the line marked * is the head's shipped default.
+number of principal directions (not whitened); the line marked * is the head's shipped default. ``--darec-set``
+adds one more DaRec row: the shipped default with those keys changed (a candidate default, timed in the same rounds).
 Part 2 times one step of the DaRec head alone (Ω sampling, row gathers, projections, the four terms, backward) on
 random tables of 1x and 10x yelp's size with the same batch and N̂ (the models' defaults), and once more at 1x with
 128-d LLM rows, which shows how much of the step the wide LLM-side projectors take. Target: ratio ~1 (cost
@@ -53,7 +54,7 @@ def standin_dataset(root, dataset, llm_dim, seed=0):
     write_standin_embeddings(dst, dataset, user_ids, item_ids, llm_dim, seed)
 
 
-def variants():
+def variants(darec_set=None):
     """(label, model, overrides), the baseline first: each head at full width and with DaRec's default reduction of
     the LLM tables; '*' marks the head's shipped default (RLMRec keeps full width, DaRec reduces)."""
     dim = DAREC_DEFAULTS.get("semantic_pca_dim") or 128
@@ -65,13 +66,28 @@ def variants():
         for width, overrides in widths.items():
             default = defaults.get("semantic_pca_dim") == overrides["semantic_pca_dim"]
             rows.append((f"{model} {width}{' *' if default else ''}", model, overrides))
+    if darec_set:
+        changed = " ".join(f"{key}={value}" for key, value in darec_set.items())
+        rows.append((f"DaRecLightGCN default + {changed}", "DaRecLightGCN", dict(darec_set)))
     return rows
 
 
-def epoch_times(dataset, device, repeats, data_root=None, config_files=()):
+def parse_darec_set(text):
+    """``KEY=VALUE,...`` -> dict (values read as YAML); only keys DaRec declares are accepted."""
+    pairs = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key not in DAREC_DEFAULTS:
+            raise SystemExit(f"--darec-set: {item!r} is not KEY=VALUE with a DaRec key "
+                             f"(one of {', '.join(sorted(DAREC_DEFAULTS))})")
+        pairs[key] = yaml.safe_load(value)
+    return pairs
+
+
+def epoch_times(dataset, device, repeats, data_root=None, config_files=(), darec_set=None):
     """Median seconds per training epoch of every variant, timed round-robin after one warm-up epoch each."""
     built = {}
-    for label, name, overrides in variants():
+    for label, name, overrides in variants(darec_set):
         extra = {"data_path": str(data_root)} if data_root else {}
         config = isolated_config(model=name, dataset=dataset, config_file_list=list(config_files), config_dict={
             "state": "ERROR", "use_gpu": device == "cuda", "show_progress": False, **extra, **overrides})
@@ -119,20 +135,24 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--llm-dim", type=int, default=1536)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--darec-set", default=None, metavar="KEY=VALUE,...",
+                        help="also time DaRec's default with these keys changed, e.g. darec_sample_size=1024")
     args = parser.parse_args()
+    darec_set = parse_darec_set(args.darec_set)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(environment_header())
     for dataset in args.datasets.split(","):
         if dataset == "ml-100k":
             print("part 1, ml-100k: real 384-d MiniLM profile tables, configs/ml100k_study.yaml")
-            times = epoch_times("ml-100k", args.device, args.repeats, config_files=[ROOT / "configs/ml100k_study.yaml"])
+            times = epoch_times("ml-100k", args.device, args.repeats, config_files=[ROOT / "configs/ml100k_study.yaml"],
+                                darec_set=darec_set)
         else:
             print(f"part 1, {dataset}: LLM side GENERATED STAND-IN embeddings ({args.llm_dim}-d random rows), "
                   "cost measurement only")
             with tempfile.TemporaryDirectory() as root:
                 standin_dataset(root, dataset, args.llm_dim)
-                times = epoch_times(dataset, args.device, args.repeats, data_root=root)
+                times = epoch_times(dataset, args.device, args.repeats, data_root=root, darec_set=darec_set)
         for label, seconds in times.items():
             if label != BASELINE:
                 print(f"part 1, {dataset}: {label} / {BASELINE} epoch ratio {seconds / times[BASELINE]:.2f} "
