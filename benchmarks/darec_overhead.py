@@ -32,6 +32,8 @@ from standin import write_standin_embeddings
 from recbole_darec.config import isolated_config  # leaves this script's own argv alone
 from recbole_darec.data.sources import locate
 from recbole_darec.model.alignment import DaRecHead
+from recbole_darec.report.cli import parse_overrides
+from recbole_darec.report.errors import CompareError
 from recbole_darec.single_run import build
 
 PROPERTIES = ROOT / "properties/model"
@@ -73,14 +75,16 @@ def variants(darec_set=None):
 
 
 def parse_darec_set(text):
-    """``KEY=VALUE,...`` -> dict (values read as YAML); only keys DaRec declares are accepted."""
-    pairs = {}
-    for item in filter(None, (part.strip() for part in (text or "").split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or key not in DAREC_DEFAULTS:
-            raise SystemExit(f"--darec-set: {item!r} is not KEY=VALUE with a DaRec key "
-                             f"(one of {', '.join(sorted(DAREC_DEFAULTS))})")
-        pairs[key] = yaml.safe_load(value)
+    """``KEY=VALUE,...`` -> dict, values read as run_compare reads ``--key=value`` (numbers first: YAML would read
+    1e-3 as text); only keys DaRec declares are accepted."""
+    items = [part.strip() for part in (text or "").split(",") if part.strip()]
+    try:
+        pairs = parse_overrides([f"--{item}" for item in items])
+    except CompareError as exc:
+        raise SystemExit(f"--darec-set: {exc}") from None
+    unknown = sorted(set(pairs) - set(DAREC_DEFAULTS))
+    if unknown:
+        raise SystemExit(f"--darec-set: {', '.join(unknown)} not DaRec keys (one of {', '.join(sorted(DAREC_DEFAULTS))})")
     return pairs
 
 
