@@ -115,6 +115,21 @@ def check_belongs(checkpoint, config, fingerprint, path):
                             f"use a checkpoint of this run or set --{what.split()[0]}={stored}")
 
 
+# Where and on what a run executes, not what it trains: these may differ between an interrupted run and its
+# continuation (another GPU, a moved data folder; the split fingerprint still guards the data itself).
+_MACHINE_KEYS = frozenset({"checkpoint_dir", "resume_from", "data_path", "device", "gpu_id", "use_gpu", "state",
+                           "show_progress", "worker", "nproc", "offset", "local_rank", "world_size", "ip", "port",
+                           "single_spec"})
+
+
+def setting_differences(checkpoint, config):
+    """Config keys whose value in ``config`` differs from the checkpoint's run, machine keys aside (sorted)."""
+    stored = checkpoint.get("config") or {}
+    current = {key: plain(value) for key, value in config.final_config_dict.items()}
+    return sorted(key for key in set(stored) | set(current)
+                  if key not in _MACHINE_KEYS and stored.get(key) != current.get(key))
+
+
 def load_weights(model, checkpoint, path):
     """Weights into ``model``; a shape mismatch (another embedding size, another dataset) is one clear line."""
     try:

@@ -4,7 +4,6 @@ The CLI (:mod:`recbole_darec.quick_start`), the Ray Tune trainable and its final
 runner all train through :func:`run_once`; a checkpoint is rebuilt through :func:`reload`.
 """
 import contextlib
-import time
 from collections import namedtuple
 from logging import getLogger
 from pathlib import Path
@@ -82,7 +81,8 @@ def run_once(config, saved=True, verbose=False, epoch_callback=None, before_fit=
 
     Returns:
         RunOutcome: the trainer, RecBole's result dict (``best_valid_score``, ``valid_score_bigger``,
-        ``best_valid_result``, ``test_result``; metrics as plain floats) and the seconds ``fit`` took.
+        ``best_valid_result``, ``test_result``; metrics as plain floats) and the seconds of training, over every
+        resume of the run.
     """
     dataset, (train_data, valid_data, test_data), model, trainer = build(config)
     if verbose:
@@ -93,10 +93,9 @@ def run_once(config, saved=True, verbose=False, epoch_callback=None, before_fit=
         before_fit(trainer)
     if config["resume_from"]:  # RecBole's Config returns None for unset keys
         trainer.resume_checkpoint(str(config["resume_from"]))
-    fit_start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, verbose=verbose, saved=saved,
                                                       show_progress=config["show_progress"])
-    train_time_s = time.perf_counter() - fit_start
+    train_time_s = trainer.train_time_s()  # a resumed run counts its earlier sessions too
     test_result = None
     if test:
         test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])

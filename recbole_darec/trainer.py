@@ -12,6 +12,7 @@ RecBole's model-specific training steps are kept and no trainer is copied. It ad
   early-stopping state; ``resume_checkpoint`` refuses a checkpoint of another model, dataset, seed or split.
 """
 import os
+import time
 from itertools import islice
 
 import torch
@@ -40,6 +41,9 @@ class PluginTrainerMixin:
         self._pending_rng = None  # RNG state of a resumed checkpoint, restored right before training continues
         self._finished = False  # resumed from the last checkpoint of a run that had already ended
         self._save_last = False
+        self.resumed_from_epoch = None  # the last finished epoch of the checkpoint this run continues
+        self.train_time_before_s = 0.0  # seconds of training before that checkpoint (kept across resumes)
+        self._fit_started = None
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def _checkpoint_state(self, epoch):
@@ -64,7 +68,13 @@ class PluginTrainerMixin:
             "scheduler": scheduler.state_dict() if hasattr(scheduler, "state_dict") else None,
             "rng": checkpoints.rng_state(generator),
             "best_file": os.path.basename(self.saved_model_file),
+            "train_time_s": self.train_time_s(),
         }
+
+    def train_time_s(self):
+        """Seconds of training so far, over every resume of this run."""
+        running = 0.0 if self._fit_started is None else time.perf_counter() - self._fit_started
+        return self.train_time_before_s + running
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
@@ -91,8 +101,10 @@ class PluginTrainerMixin:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if checkpoint.get("scheduler") is not None and hasattr(getattr(self, "scheduler", None), "load_state_dict"):
             self.scheduler.load_state_dict(checkpoint["scheduler"])
+        # The best file keeps its name even before it exists (no evaluation yet), so the next improvement writes it
+        # there and the every-epoch checkpoint keeps overwriting the file resumed from.
         best_file = os.path.join(os.path.dirname(resume_file), checkpoint.get("best_file") or "")
-        self.saved_model_file = best_file if checkpoint.get("best_file") and os.path.isfile(best_file) else resume_file
+        self.saved_model_file = best_file if checkpoint.get("best_file") else resume_file
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
@@ -100,12 +112,15 @@ class PluginTrainerMixin:
         self.valid_history = [(int(e), float(s), dict(r)) for e, s, r in checkpoint.get("valid_history") or []]
         self.train_loss_dict = {int(e): v for e, v in (checkpoint.get("train_loss") or {}).items()}
         self._epoch_idx = checkpoint["epoch"]
+        self.resumed_from_epoch = int(checkpoint["epoch"])
+        self.train_time_before_s = float(checkpoint.get("train_time_s") or 0.0)
         self._pending_rng = checkpoint.get("rng")
         self._finished = bool(checkpoint.get("finished")) or self.start_epoch >= self.epochs
         self.logger.info(f"Checkpoint {resume_file} loaded; resuming from epoch {self.start_epoch}")
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._train_data, self._save_last = train_data, saved
+        self._fit_started = time.perf_counter()
         if self._pending_rng is not None:  # exactly the random streams the interrupted run had at this point
             checkpoints.restore_rng_state(self._pending_rng, getattr(train_data, "generator", None))
             self._pending_rng = None

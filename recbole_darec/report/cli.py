@@ -111,6 +111,7 @@ def main(argv=None):
         print(f"run_compare.py: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are in runs.jsonl; the same command resumes", file=sys.stderr)
+        print("\ninterrupted: finished runs are in runs.jsonl; the same command resumes (the cut-off run after its "
+              "last finished epoch)", file=sys.stderr)
         return 130
     return 1 if result["failed"] else 0

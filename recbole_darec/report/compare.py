@@ -5,7 +5,8 @@ raised; retried on the next invocation), ``compare.json`` (dataset, config files
 comparison must not mix settings), ``table.{md,csv,tex}``, ``bars.{png,pdf}``, ``curves.{png,pdf}``,
 ``diffs.{png,pdf}`` (paired differences to the best baseline, the headline figure), ``tsne_<Model>.{png,pdf}`` for
 DaRec models (first seed's checkpoint), ``tsne_pair_<Model>.{png,pdf}`` beside its backbone's row (same seed),
-``checkpoints/<Model>-seed<seed>/``.
+``checkpoints/<Model>-seed<seed>/`` (the best and the every-epoch checkpoint: an interrupted run continues from the
+latter on the next invocation).
 """
 import json
 import time
@@ -111,19 +112,18 @@ def run_comparison(opts, log=print):
         check_settings(opts)
     specs = [] if opts.report_only else plan(opts, rec.read_records(runs_file))
     total, ran, failed = len(specs), [], []
-    if specs:
+    if specs:  # an interrupted run continues from its every-epoch checkpoint (runner.run_one)
         log(f"{total} run(s) to do ({len(opts.models) * len(opts.seeds) - total} already in {runs_file})")
-        for spec in specs:  # a stale file from an interrupted run must not be mistaken for this run's checkpoint
-            for old in Path(spec["checkpoint_dir"]).glob("*.pth*"):
-                old.unlink()
 
     def on_record(spec, record):
         rec.append_record(runs_file, record)
         ran.append((spec["model"], spec["seed"]))
         metric = record["valid_metric"]
+        resumed = record.get("resumed_from_epoch")
         log(f"[{len(ran) + len(failed)}/{total}] {spec['model']} seed={spec['seed']}: test {metric}="
             f"{record['test'].get(metric, float('nan')):.4f}, {record['train_time_s']:.1f}s training, "
-            f"best at epoch {record['epochs_to_best']}")
+            f"best at epoch {record['epochs_to_best']}"
+            + ("" if resumed is None else f" (resumed after epoch {resumed})"))
 
     def on_error(spec, exc):
         failed.append((spec["model"], spec["seed"]))
@@ -245,5 +245,8 @@ def _find_checkpoint(opts, record, model_class):
     if recorded.is_file():
         return recorded
     folder = opts.out_dir / "checkpoints" / f"{record['model']}-seed{record['seed']}"
-    found = sorted(folder.glob(f"{model_class}-*.pth"))  # RecBole names checkpoints after the model class
+    from recbole_darec.checkpoints import LAST_SUFFIX
+
+    # RecBole names checkpoints after the model class; the every-epoch .last.pth is not the best model
+    found = sorted(p for p in folder.glob(f"{model_class}-*.pth") if not p.name.endswith(LAST_SUFFIX))
     return found[-1] if found else None

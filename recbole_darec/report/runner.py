@@ -58,7 +58,9 @@ def run_one(spec):
     log_file = _full_log_file(root)
     root.info(config)  # the whole configuration, as a CLI run logs it
     started = time.time()
-    trainer, result, train_time = run_once(config, verbose=True)  # locks the dataset folder while it loads data
+    # Locks the dataset folder while it loads data; continues an interrupted attempt at this run if there is one.
+    resume = _resume_interrupted(spec["checkpoint_dir"])
+    trainer, result, train_time = run_once(config, verbose=True, before_fit=resume)
     root.info(f"test result: {dict(result['test_result'])}")
     best_epoch = _best_epoch(trainer.valid_history, bool(config["valid_metric_bigger"]))
     return {
@@ -68,6 +70,7 @@ def run_one(spec):
         "train_time_s": train_time, "run_time_s": time.time() - started,
         "epochs_to_best": None if best_epoch is None else best_epoch + 1,
         "epochs_run": trainer._epoch_idx + 1,
+        "resumed_from_epoch": trainer.resumed_from_epoch,  # None: trained in one go
         "curve": [{"epoch": int(e), "score": float(s), **plain_floats(r)}
                   for e, s, r in trainer.valid_history],
         "checkpoint": str(Path(trainer.saved_model_file).resolve()),
@@ -75,6 +78,47 @@ def run_one(spec):
         "overrides": spec["overrides"], "config_files": spec.get("config_files") or [],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "log_file": log_file,
     }
+
+
+def _resume_interrupted(folder):
+    """``before_fit`` hook: continue from the every-epoch checkpoint an interrupted attempt at this very run left in
+    ``folder`` (same model, seed, split and settings), bit for bit as if never stopped; anything else there is stale
+    and removed, so it is never taken for this run's checkpoint."""
+    from recbole_darec.checkpoints import LAST_SUFFIX
+
+    def before_fit(trainer):
+        folder_path = Path(folder)
+        last = sorted(folder_path.glob(f"*{LAST_SUFFIX}"), key=lambda p: p.stat().st_mtime)
+        if last:
+            reason = _why_not_resumable(last[-1], trainer)
+            if reason is None:
+                trainer.resume_checkpoint(str(last[-1]))
+                logging.getLogger().warning(f"{folder_path.name}: resuming the interrupted run after epoch "
+                                            f"{trainer.resumed_from_epoch} ({last[-1].name})")
+                return
+            logging.getLogger().warning(f"{folder_path.name}: {last[-1].name} not resumed ({reason}); "
+                                        "the run starts over")
+        for old in folder_path.glob("*.pth*"):
+            old.unlink()
+
+    return before_fit
+
+
+def _why_not_resumable(path, trainer):
+    """None when ``path`` is an interrupted attempt at ``trainer``'s run, else the reason it is not."""
+    from recbole_darec.checkpoints import check_belongs, load_checkpoint, setting_differences
+    from recbole_darec.cli_errors import UserError
+
+    try:
+        checkpoint = load_checkpoint(path)
+        check_belongs(checkpoint, trainer.config, trainer.split_fingerprint, path)
+    except UserError as err:
+        return str(err)
+    changed = setting_differences(checkpoint, trainer.config)
+    if changed:
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        return f"written with other settings: {', '.join(changed[:5])}{more}"
+    return None
 
 
 def _full_log_file(root):

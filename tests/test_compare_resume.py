@@ -1,0 +1,90 @@
+"""A comparison killed mid-run continues that run from its every-epoch checkpoint on the next invocation and ends
+with the record of an uninterrupted run; a checkpoint written with other settings is not resumed (the run starts
+over, saying why). Real runs of run_compare.py on ml-100k in subprocesses with one CPU thread (bit for bit)."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = {"epochs": 8, "eval_step": 1, "stopping_step": 10, "embedding_size": 16, "train_batch_size": 2048,
+            "eval_batch_size": 409600, "learning_rate": 0.002, "load_col": {"inter": ["user_id", "item_id"]}}
+KILL_AFTER_EPOCH = 2  # kill once the every-epoch checkpoint says this epoch is finished
+
+
+def _command(out, config_file):
+    return [sys.executable, str(REPO / "run_compare.py"), "--dataset=ml-100k", "--models=LightGCNBackbone",
+            "--seeds=1", f"--out={out}", f"--config_files={config_file}", "--no-tsne"]
+
+
+def _env():
+    return {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _run(out, config_file):
+    done = subprocess.run(_command(out, config_file), cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    (line,) = (out / "runs.jsonl").read_text().splitlines()
+    return json.loads(line), done.stdout
+
+
+def _killed(out, config_file):
+    """Start the comparison and SIGKILL it once its run has finished epoch KILL_AFTER_EPOCH (but not the run)."""
+    proc = subprocess.Popen(_command(out, config_file), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    folder = out / "checkpoints" / "LightGCNBackbone-seed2020"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            last = list(folder.glob("*.last.pth")) if folder.is_dir() else []
+            if last and torch.load(last[0], weights_only=True)["epoch"] >= KILL_AFTER_EPOCH:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended (or never got going) before it could be killed"
+    assert not (out / "runs.jsonl").exists()
+    (last,) = folder.glob("*.last.pth")
+    state = torch.load(last, weights_only=True)
+    assert not state["finished"] and state["train_time_s"] > 0
+    return state["epoch"]
+
+
+def _same_run(a, b):
+    for key in ("test", "valid", "best_valid_score", "curve", "epochs_run", "epochs_to_best"):
+        assert a[key] == b[key], key
+
+
+def test_killed_comparison_resumes_its_run_and_ends_like_an_uninterrupted_one(tmp_path):
+    config_file = tmp_path / "settings.yaml"
+    config_file.write_text(json.dumps(SETTINGS))  # JSON is YAML
+    straight, _ = _run(tmp_path / "straight", config_file)
+    assert straight["resumed_from_epoch"] is None and straight["epochs_run"] == SETTINGS["epochs"]
+
+    killed_at = _killed(tmp_path / "killed", config_file)
+    assert KILL_AFTER_EPOCH <= killed_at < SETTINGS["epochs"] - 1
+    shutil.copytree(tmp_path / "killed", tmp_path / "edited")
+    resumed, stdout = _run(tmp_path / "killed", config_file)
+    assert resumed["resumed_from_epoch"] == killed_at and f"resumed after epoch {killed_at}" in stdout
+    _same_run(resumed, straight)  # same losses, validation curve and test metrics as if never stopped
+    assert resumed["train_time_s"] > 0
+    best = Path(resumed["checkpoint"])
+    assert best.is_file() and not best.name.endswith(".last.pth")
+    assert sorted(p.name for p in best.parent.iterdir()) == sorted([best.name, best.name[:-4] + ".last.pth"])
+
+    # The settings file changed after the interruption: resuming would mix two configurations.
+    config_file.write_text(json.dumps({**SETTINGS, "learning_rate": 0.001}))
+    restarted, stdout = _run(tmp_path / "edited", config_file)
+    assert "not resumed (written with other settings: learning_rate)" in stdout
+    assert restarted["resumed_from_epoch"] is None and restarted["epochs_run"] == SETTINGS["epochs"]
+    assert restarted["curve"] != straight["curve"]
+    folder = tmp_path / "edited" / "checkpoints" / "LightGCNBackbone-seed2020"
+    assert len(list(folder.glob("*.pth"))) == 2  # the stale pair was removed, this run's best and last remain
