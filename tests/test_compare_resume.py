@@ -27,8 +27,8 @@ def _env():
     return {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def _run(out, config_file):
-    done = subprocess.run(_command(out, config_file), cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+def _run(out, config_file, *extra):
+    done = subprocess.run(_command(out, config_file) + list(extra), cwd=REPO, env=_env(), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]
     (line,) = (out / "runs.jsonl").read_text().splitlines()
@@ -66,8 +66,14 @@ def _same_run(a, b):
 def test_killed_comparison_resumes_its_run_and_ends_like_an_uninterrupted_one(tmp_path):
     config_file = tmp_path / "settings.yaml"
     config_file.write_text(json.dumps(SETTINGS))  # JSON is YAML
-    straight, _ = _run(tmp_path / "straight", config_file)
+    straight, stdout = _run(tmp_path / "straight", config_file, "--progress-every=0")
     assert straight["resumed_from_epoch"] is None and straight["epochs_run"] == SETTINGS["epochs"]
+    # --progress-every=0: one console line per evaluation, with the score the record's curve holds
+    progress = [line for line in stdout.splitlines() if line.startswith("  LightGCNBackbone seed=2020: epoch ")]
+    assert len(progress) == len(straight["curve"]) == SETTINGS["epochs"]
+    for line, point in zip(progress, straight["curve"]):
+        assert f"epoch {point['epoch'] + 1}/{SETTINGS['epochs']}, valid recall@20 {point['score']:.4f} (best" in line
+        assert "s/epoch" in line
 
     killed_at = _killed(tmp_path / "killed", config_file)
     assert KILL_AFTER_EPOCH <= killed_at < SETTINGS["epochs"] - 1

@@ -45,6 +45,10 @@ def parser():
     p.add_argument("--no-tsne", dest="tsne", action="store_false", help="skip the t-SNE figures")
     p.add_argument("--tsne-max-points", type=int, default=5000, help="users sampled for t-SNE (default 5000)")
     p.add_argument("--report-only", action="store_true", help="no training: rebuild the report from runs.jsonl")
+    p.add_argument("--progress-every", type=float, default=60.0, metavar="SECONDS",
+                   help="a progress line per run (epoch, validation score, best so far, s/epoch) at most this "
+                        "often (default 60; 0: after every evaluation)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress lines")
     return p
 
 
@@ -81,6 +85,8 @@ def options_from_args(argv):
         raise CompareError(f"--seeds must be >= 1, got {args.seeds}")
     if args.parallel < 1:
         raise CompareError(f"--parallel must be >= 1, got {args.parallel}")
+    if not args.progress_every >= 0:
+        raise CompareError(f"--progress-every must be >= 0 seconds, got {args.progress_every}")
     if args.cpus_per_run <= 0 or args.gpus_per_run < 0:
         raise CompareError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
     try:
@@ -99,7 +105,8 @@ def options_from_args(argv):
         config_files=_split(args.config_files), overrides=parse_overrides(extra), parallel=args.parallel,
         ray=args.ray, address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
         test=args.test, alpha=args.alpha, tsne=args.tsne, tsne_max_points=args.tsne_max_points,
-        report_only=args.report_only, variants=load_variants(args.variants) if args.variants else {})
+        report_only=args.report_only, progress_every=args.progress_every if args.progress else None,
+        variants=load_variants(args.variants) if args.variants else {})
 
 
 def main(argv=None):

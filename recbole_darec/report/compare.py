@@ -44,6 +44,7 @@ class CompareOptions:
     tsne: bool = True
     tsne_max_points: int = 5000
     report_only: bool = False
+    progress_every: float = 60.0  # seconds between a run's progress lines (0: every evaluation; None: none)
     variants: dict = field(default_factory=dict)  # label -> {"model": name, "overrides": {...}} (variants.py)
 
     @property
@@ -94,7 +95,7 @@ def plan(opts, existing):
                 folder = opts.out_dir / "checkpoints" / f"{label}-seed{seed}"
                 specs.append({"model": label, "model_class": model_class, "dataset": opts.dataset, "seed": seed,
                               "checkpoint_dir": str(folder), "config_files": [str(f) for f in config_files],
-                              "overrides": overrides})
+                              "overrides": overrides, "progress_every": opts.progress_every})
     return specs
 
 

@@ -60,7 +60,8 @@ def run_one(spec):
     started = time.time()
     # Locks the dataset folder while it loads data; continues an interrupted attempt at this run if there is one.
     resume = _resume_interrupted(spec["checkpoint_dir"])
-    trainer, result, train_time = run_once(config, verbose=True, before_fit=resume)
+    progress = None if spec.get("progress_every") is None else _Progress(spec, config, spec["progress_every"])
+    trainer, result, train_time = run_once(config, verbose=True, before_fit=resume, epoch_callback=progress)
     root.info(f"test result: {dict(result['test_result'])}")
     best_epoch = _best_epoch(trainer.valid_history, bool(config["valid_metric_bigger"]))
     return {
@@ -78,6 +79,28 @@ def run_one(spec):
         "overrides": spec["overrides"], "config_files": spec.get("config_files") or [],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "log_file": log_file,
     }
+
+
+class _Progress:
+    """Epoch callback: a console line about the run at most every ``every`` seconds (the console is otherwise
+    quiet until the run ends, which may be hours)."""
+
+    def __init__(self, spec, config, every):
+        self.label = f"{spec['model']} seed={spec['seed']}"
+        self.metric, self.bigger = config["valid_metric"].lower(), bool(config["valid_metric_bigger"])
+        self.every, self.last_line = float(every), time.monotonic()
+
+    def __call__(self, trainer, epoch_idx, valid_score, valid_result):
+        now = time.monotonic()
+        if now - self.last_line < self.every:
+            return
+        self.last_line = now
+        best_epoch = _best_epoch(trainer.valid_history, self.bigger)  # holds this evaluation already
+        best = next(score for epoch, score, _ in trainer.valid_history if epoch == best_epoch)
+        elapsed = trainer.train_time_s()
+        print(f"  {self.label}: epoch {epoch_idx + 1}/{trainer.epochs}, valid {self.metric} {valid_score:.4f} "
+              f"(best {best:.4f} at epoch {best_epoch + 1}), {elapsed / (epoch_idx + 1):.1f} s/epoch, "
+              f"{elapsed / 60:.0f} min of training", flush=True)
 
 
 def _resume_interrupted(folder):
