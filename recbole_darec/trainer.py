@@ -120,7 +120,6 @@ class PluginTrainerMixin:
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._train_data, self._save_last = train_data, saved
-        self._fit_started = time.perf_counter()
         if self._pending_rng is not None:  # exactly the random streams the interrupted run had at this point
             checkpoints.restore_rng_state(self._pending_rng, getattr(train_data, "generator", None))
             self._pending_rng = None
@@ -128,8 +127,10 @@ class PluginTrainerMixin:
             self.eval_collector.data_collect(train_data)  # as fit() would, for metrics that need train counts
             return self.best_valid_score, self.best_valid_result
         extra = {} if callback_fn is None else {"callback_fn": callback_fn}  # not every RecBole trainer takes it
+        self._fit_started = time.perf_counter()
         result = super().fit(train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
                              **extra)
+        self.train_time_before_s, self._fit_started = self.train_time_s(), None  # training is over: the clock stops
         self._save_last_checkpoint(self._epoch_idx, finished=True)
         return result
 

@@ -86,6 +86,13 @@ def test_killed_comparison_resumes_its_run_and_ends_like_an_uninterrupted_one(tm
     assert best.is_file() and not best.name.endswith(".last.pth")
     assert sorted(p.name for p in best.parent.iterdir()) == sorted([best.name, best.name[:-4] + ".last.pth"])
 
+    # Trained but not recorded (lost between the end of training and the record): evaluated, not retrained.
+    (tmp_path / "killed" / "runs.jsonl").unlink()
+    evaluated, stdout = _run(tmp_path / "killed", config_file)
+    assert "its training had ended; evaluating it" in stdout
+    _same_run(evaluated, straight)
+    assert evaluated["train_time_s"] == resumed["train_time_s"]  # no further training
+
     # The settings file changed after the interruption: resuming would mix two configurations.
     config_file.write_text(json.dumps({**SETTINGS, "learning_rate": 0.001}))
     restarted, stdout = _run(tmp_path / "edited", config_file)

@@ -116,8 +116,9 @@ def _resume_interrupted(folder):
             reason = _why_not_resumable(last[-1], trainer)
             if reason is None:
                 trainer.resume_checkpoint(str(last[-1]))
-                logging.getLogger().warning(f"{folder_path.name}: resuming the interrupted run after epoch "
-                                            f"{trainer.resumed_from_epoch} ({last[-1].name})")
+                what = ("its training had ended; evaluating it" if trainer._finished else
+                        f"resuming the interrupted run after epoch {trainer.resumed_from_epoch}")
+                logging.getLogger().warning(f"{folder_path.name}: {what} ({last[-1].name})")
                 return
             logging.getLogger().warning(f"{folder_path.name}: {last[-1].name} not resumed ({reason}); "
                                         "the run starts over")
