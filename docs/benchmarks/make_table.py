@@ -3,7 +3,7 @@
     python docs/benchmarks/make_table.py docs/benchmarks/rlmrec-yelp/runs.jsonl [more runs.jsonl ...]
 
 Writes ``rlmrec-splits.csv`` next to this file and prints the markdown rows for ``rlmrec-splits.md``: per dataset and
-row, mean ± sample std over seeds of R@5/10/20 and N@5/10/20, epochs to best, seconds per epoch (training time /
+row, mean ± sample std over seeds (the mean alone for a single seed) of R@5/10/20 and N@5/10/20, epochs to best, seconds per epoch (training time /
 epochs run), and the relative difference of each mean to the published value of the model it reproduces.
 """
 import csv
@@ -49,11 +49,11 @@ def main(paths):
         for m in METRICS:
             values = [r["test"][m] for r in records]
             mean = statistics.mean(values)
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            row[m], row[m + "_std"] = round(mean, 4), round(std, 4)
+            std = statistics.stdev(values) if len(values) > 1 else None  # one seed: no spread to show
+            row[m], row[m + "_std"] = round(mean, 4), "" if std is None else round(std, 4)
             diff = "" if ref is None else f" ({100 * (mean / ref[m] - 1):+.1f} %)"
             row[m + "_vs_published"] = "" if ref is None else round(100 * (mean / ref[m] - 1), 1)
-            cells.append(f"{mean:.4f} ± {std:.4f}{diff}")
+            cells.append(f"{mean:.4f}{'' if std is None else f' ± {std:.4f}'}{diff}")
         row["epochs_to_best"] = statistics.mean(r["epochs_to_best"] for r in records)
         row["s_per_epoch"] = round(statistics.mean(r["train_time_s"] / max(r["epochs_run"], 1) for r in records), 2)
         out.append(row)
