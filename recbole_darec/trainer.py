@@ -92,10 +92,14 @@ class PluginTrainerMixin:
         state["finished"] = finished
         checkpoints.atomic_save(state, checkpoints.last_path(self.saved_model_file))
 
-    def resume_checkpoint(self, resume_file):
-        """Continue after the last finished epoch (given a best checkpoint, the ``.last.pth`` beside it is used)."""
-        resume_file = checkpoints.resume_source(resume_file)
-        checkpoint = load_checkpoint(resume_file, map_location=self.device)
+    def resume_checkpoint(self, resume_file, checkpoint=None):
+        """Continue after the last finished epoch (given a best checkpoint, the ``.last.pth`` beside it is used).
+
+        ``checkpoint``: the content of ``resume_file`` when the caller has read it already (with
+        ``map_location=self.device``), so it is not read twice."""
+        if checkpoint is None:
+            resume_file = checkpoints.resume_source(resume_file)
+            checkpoint = load_checkpoint(resume_file, map_location=self.device)
         checkpoints.check_belongs(checkpoint, self.config, self.split_fingerprint, resume_file)
         checkpoints.load_weights(self.model, checkpoint, resume_file)
         self.optimizer.load_state_dict(checkpoint["optimizer"])

@@ -113,9 +113,9 @@ def _resume_interrupted(folder):
         folder_path = Path(folder)
         last = sorted(folder_path.glob(f"*{LAST_SUFFIX}"), key=lambda p: p.stat().st_mtime)
         if last:
-            reason = _why_not_resumable(last[-1], trainer)
+            checkpoint, reason = _read_if_resumable(last[-1], trainer)
             if reason is None:
-                trainer.resume_checkpoint(str(last[-1]))
+                trainer.resume_checkpoint(str(last[-1]), checkpoint)
                 what = ("its training had ended; evaluating it" if trainer._finished else
                         f"resuming the interrupted run after epoch {trainer.resumed_from_epoch}")
                 logging.getLogger().warning(f"{folder_path.name}: {what} ({last[-1].name})")
@@ -128,21 +128,22 @@ def _resume_interrupted(folder):
     return before_fit
 
 
-def _why_not_resumable(path, trainer):
-    """None when ``path`` is an interrupted attempt at ``trainer``'s run, else the reason it is not."""
+def _read_if_resumable(path, trainer):
+    """(checkpoint, None) when ``path`` is an interrupted attempt at ``trainer``'s run, else (None, the reason it
+    is not). The checkpoint is read once, onto the trainer's device, and handed to ``resume_checkpoint``."""
     from recbole_darec.checkpoints import check_belongs, load_checkpoint, setting_differences
     from recbole_darec.cli_errors import UserError
 
     try:
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path, map_location=trainer.device)
         check_belongs(checkpoint, trainer.config, trainer.split_fingerprint, path)
     except UserError as err:
-        return str(err)
+        return None, str(err)
     changed = setting_differences(checkpoint, trainer.config)
     if changed:
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        return f"written with other settings: {', '.join(changed[:5])}{more}"
-    return None
+        return None, f"written with other settings: {', '.join(changed[:5])}{more}"
+    return checkpoint, None
 
 
 def _full_log_file(root):
