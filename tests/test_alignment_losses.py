@@ -185,6 +185,30 @@ def test_kmeans_duplicates_and_empty_cluster_reseed_never_nan():
     assert torch.bincount(labels, minlength=3).min() > 0
 
 
+@pytest.mark.parametrize("dtype", [D64, torch.float32])
+def test_kmeans_sync_free_path_gives_the_host_paths_results(dtype):
+    """The GPU path (no host waits: every iteration runs, empties re-seeded by mask, k-means++ draws kept as
+    tensors) returns exactly what the host path returns, forced here on the CPU."""
+    g = gen(11)
+    a, _ = blobs(40, 4, 8, g)
+    sets = torch.stack([a, torch.randn(160, 8, generator=g, dtype=D64)]).to(dtype)
+    for iters in (1, 3, 25):  # 25: the host path stops early at its fixed point
+        host = kmeans(sets, 4, iters=iters, generator=gen(2), sync_free=False)
+        free = kmeans(sets, 4, iters=iters, generator=gen(2), sync_free=True)
+        assert torch.equal(host[0], free[0]) and torch.equal(host[1], free[1])
+    # warm starts that leave one cluster of the first set and two of the second empty in the first update
+    far = torch.full((1, 8), 1e3, dtype=dtype)
+    init = torch.stack([torch.cat([sets[0, :3], far]), torch.cat([sets[1, :2], far, -far])])
+    host, free = (kmeans(sets, 4, iters=6, init=init, sync_free=flag) for flag in (False, True))
+    assert torch.equal(host[0], free[0]) and torch.equal(host[1], free[1])
+    assert all(torch.bincount(labels, minlength=4).min() > 0 for labels in free[0])
+    # too few distinct points: the same error, raised once after seeding
+    x = torch.tensor([[0.0, 1.0], [1.0, 0.0]] * 5, dtype=dtype)
+    for flag in (False, True):
+        with pytest.raises(TooFewPointsError, match=r"k=3.*2 distinct of 10 rows"):
+            kmeans(x, 3, sync_free=flag)
+
+
 def test_kmeans_rejects_too_many_clusters_with_values():
     x = torch.tensor([[0.0, 1.0], [1.0, 0.0]] * 5, dtype=D64)
     with pytest.raises(ValueError, match=r"k=3.*2 distinct of 10 rows"):

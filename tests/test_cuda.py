@@ -122,3 +122,21 @@ def test_use_gpu_without_cuda_trains_on_the_cpu_silently(monkeypatch, quick_conf
     losses = trainer._train_epoch(FirstBatches(train_data, 2), 0)
     assert all(math.isfinite(v) for v in losses)
     assert off_device(model, "cpu") == []
+
+
+@needs_cuda
+def test_kmeans_without_host_waits_on_cuda_matches_the_cpu():
+    """K-means's path without host waits (``sync_free=True``), on CUDA, from the same warm start (no random draws,
+    so no generator device question) finds the CPU's clusters, centres equal up to the GPU's atomic sums; its
+    k-means++ seeding on the device runs and is checked once."""
+    from recbole_darec.model.alignment import kmeans
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(2, 4096, 32, generator=g), dim=2)
+    init = torch.cat([x[:, :3], torch.full((2, 1, 32), 50.0)], dim=1)  # the far centre empties a cluster at once
+    cpu = kmeans(x, 4, iters=10, init=init)
+    gpu = kmeans(x.cuda(), 4, iters=10, init=init.cuda(), sync_free=True)
+    drawn = kmeans(x.cuda(), 4, iters=10, sync_free=True)
+    assert gpu[0].is_cuda and drawn[0].shape == (2, 4096) and torch.isfinite(drawn[1]).all()
+    assert (gpu[0].cpu() == cpu[0]).float().mean() > 0.999
+    assert torch.allclose(gpu[1].cpu(), cpu[1], atol=1e-5)

@@ -59,6 +59,25 @@ def _kmeanspp(x: torch.Tensor, k: int, generator: Optional[torch.Generator]) -> 
     return torch.stack(centres)
 
 
+def _kmeanspp_on_device(x: torch.Tensor, k: int, generator: Optional[torch.Generator]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_kmeanspp` without a host round trip: the same draws from the same generator, indices kept as
+    tensors. Returns (centres (k, d), a 0-d bool tensor 'fewer distinct points than k') for the caller to check
+    once. A degenerate distance vector is replaced by uniform weights so that multinomial never sees an all-zero
+    row (a device-side assert on CUDA); the flag then reports it."""
+    n = x.shape[0]
+    first = torch.multinomial(torch.ones(n, dtype=x.dtype, device=x.device), 1, generator=generator)
+    centres = [x[first].squeeze(0)]
+    d2 = _sq_dist(x, x[first]).squeeze(1)
+    degenerate = torch.zeros((), dtype=torch.bool, device=x.device)
+    for _ in range(1, k):
+        exhausted = d2.max() <= 0
+        degenerate = degenerate | exhausted
+        idx = torch.multinomial(torch.where(exhausted, torch.ones_like(d2), d2), 1, generator=generator)
+        centres.append(x[idx].squeeze(0))
+        d2 = torch.minimum(d2, _sq_dist(x, x[idx]).squeeze(1))
+    return torch.stack(centres), degenerate
+
+
 @torch.no_grad()
 def kmeans(
     x: torch.Tensor,
@@ -66,6 +85,7 @@ def kmeans(
     iters: int = 10,
     init: Union[str, torch.Tensor] = "kmeans++",
     generator: Optional[torch.Generator] = None,
+    sync_free: bool = False,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's K-means in torch on x's device, without gradient.
 
@@ -78,6 +98,15 @@ def kmeans(
         init: ``'kmeans++'`` (D² sampling), ``'random'`` (k distinct random points) or a (k, d) tensor -- (B, k, d)
             for batched x -- of starting centres (warm start from the previous step). Sets are seeded in order.
         generator: torch.Generator for reproducible seeding (may live on another device than x).
+        sync_free: False (default): the loop reads small results back to the host (the fixed-point check, the
+            empty-cluster test, each k-means++ draw), which is free on a CPU, where the early stop saves work.
+            True: it never waits for the device: every iteration runs (no early stop at a fixed point, which would
+            return the same labels and centres), empty clusters are re-seeded with masked tensor ops and k-means++
+            keeps its draws on the device, checked for too few distinct points once at the end. Meant for GPUs,
+            where each wait stalls the launch queue; the same results (bit for bit on a CPU; a GPU's atomic sums
+            may differ in the last bits). Not yet the default on CUDA: its speed there is unmeasured
+            (benchmarks/darec_overhead.py times both on a GPU). The draws take the host path unless the generator
+            is None or lives on x's device.
 
     Returns:
         labels (N,) long in [0, k) and centres (k, d) in x's dtype (float32 for half inputs); (B, N) and
@@ -111,11 +140,17 @@ def kmeans(
         if tuple(init.shape) != expected:
             raise ValueError(f"init centres must have shape {expected}, got {tuple(init.shape)}")
         centres = init.detach().to(device=x.device, dtype=x.dtype).reshape(x.shape[0], k, x.shape[2]).clone()
+    elif init == "kmeans++" and sync_free and (generator is None or generator.device == x.device):
+        seeded = [_kmeanspp_on_device(points, k, generator) for points in x]
+        degenerate = torch.stack([flag for _, flag in seeded])
+        if bool(degenerate.any()):  # the one wait of the seeding
+            raise _too_few(x[int(degenerate.int().argmax())], k)
+        centres = torch.stack([c for c, _ in seeded])
     elif init in ("kmeans++", "random"):
         centres = torch.stack([_seed(points, k, init, generator) for points in x])
     else:
         raise ValueError(f"init must be 'kmeans++', 'random' or a (k, d) tensor, got {init!r}")
-    labels, centres = _lloyd(x, centres, iters)
+    labels, centres = (_lloyd_on_device if sync_free else _lloyd)(x, centres, iters)
     return (labels, centres) if batched else (labels[0], centres[0])
 
 
@@ -155,6 +190,29 @@ def _lloyd(x: torch.Tensor, centres: torch.Tensor, iters: int) -> Tuple[torch.Te
             for b in torch.nonzero(empty.any(1)).flatten().tolist():
                 own = _sq_dist(x[b], centres[b]).gather(1, labels[b].unsqueeze(1)).squeeze(1)
                 centres[b, empty[b]] = x[b, own.topk(int(empty[b].sum())).indices]
+    return _nearest(x, centres), centres
+
+
+def _lloyd_on_device(x: torch.Tensor, centres: torch.Tensor, iters: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_lloyd` without a host round trip: all ``iters`` iterations run, and the i-th empty cluster of a set
+    takes the set's i-th farthest point from its own centre (what :func:`_lloyd` does) through a mask."""
+    n_sets, n, _ = x.shape
+    k = centres.shape[1]
+    offset = (torch.arange(n_sets, device=x.device) * k).unsqueeze(1)
+    flat_x = x.reshape(n_sets * n, -1)
+    sets = torch.arange(n_sets, device=x.device).unsqueeze(1)
+    for _ in range(iters):
+        labels = _nearest(x, centres)
+        slots = (labels + offset).flatten()
+        sums = centres.new_zeros(n_sets * k, x.shape[2]).index_add_(0, slots, flat_x).view_as(centres)
+        counts = torch.bincount(slots, minlength=n_sets * k).view(n_sets, k)
+        empty = counts == 0
+        centres = torch.where(empty.unsqueeze(2), centres, sums / counts.clamp_min(1).unsqueeze(2).to(x.dtype))
+        # re-seeding as _lloyd does, computed whether or not a cluster is empty (the mask then keeps every centre)
+        own = (x - centres.gather(1, labels.unsqueeze(2).expand_as(x))).pow(2).sum(2)  # (B, N)
+        farthest = own.topk(min(k, n), dim=1).indices  # (B, min(k, N)); n >= k is checked by kmeans
+        rank = (empty.cumsum(1) - 1).clamp_min(0)  # the i-th empty cluster of a set takes its i-th farthest point
+        centres = torch.where(empty.unsqueeze(2), x[sets, farthest.gather(1, rank)], centres)
     return _nearest(x, centres), centres
 
 
