@@ -166,6 +166,18 @@ def _seed(x: torch.Tensor, k: int, init: str, generator: Optional[torch.Generato
     return uniq[pick].clone()
 
 
+def _update(flat_x: torch.Tensor, centres: torch.Tensor, labels: torch.Tensor,
+            offset: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One Lloyd update of B sets at once: each centre becomes the mean of its points; an empty cluster keeps its
+    centre (the caller re-seeds it). flat_x (B·N, d), centres (B, k, d), labels (B, N) -> centres, empty (B, k)."""
+    n_sets, k, d = centres.shape
+    slots = (labels + offset).flatten()  # set b's clusters are rows b·k .. b·k+k-1
+    sums = centres.new_zeros(n_sets * k, d).index_add_(0, slots, flat_x).view_as(centres)
+    counts = torch.bincount(slots, minlength=n_sets * k).view(n_sets, k)
+    empty = counts == 0
+    return torch.where(empty.unsqueeze(2), centres, sums / counts.clamp_min(1).unsqueeze(2).to(flat_x.dtype)), empty
+
+
 def _lloyd(x: torch.Tensor, centres: torch.Tensor, iters: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Lloyd iterations on B point sets at once: x (B, N, d), centres (B, k, d) -> labels (B, N), centres."""
     n_sets, n, _ = x.shape
@@ -179,11 +191,7 @@ def _lloyd(x: torch.Tensor, centres: torch.Tensor, iters: int) -> Tuple[torch.Te
             # a fixed point: the previous update had no empty cluster, so the centres are the means of these very
             # labels; every further iteration would reproduce them bit for bit, so stop with the same result
             return labels, centres
-        slots = (labels + offset).flatten()
-        sums = centres.new_zeros(n_sets * k, x.shape[2]).index_add_(0, slots, flat_x).view_as(centres)
-        counts = torch.bincount(slots, minlength=n_sets * k).view(n_sets, k)
-        empty = counts == 0
-        centres = torch.where(empty.unsqueeze(2), centres, sums / counts.clamp_min(1).unsqueeze(2).to(x.dtype))
+        centres, empty = _update(flat_x, centres, labels, offset)
         has_empty = bool(empty.any())
         previous = None if has_empty else labels
         if has_empty:
@@ -203,11 +211,7 @@ def _lloyd_on_device(x: torch.Tensor, centres: torch.Tensor, iters: int) -> Tupl
     sets = torch.arange(n_sets, device=x.device).unsqueeze(1)
     for _ in range(iters):
         labels = _nearest(x, centres)
-        slots = (labels + offset).flatten()
-        sums = centres.new_zeros(n_sets * k, x.shape[2]).index_add_(0, slots, flat_x).view_as(centres)
-        counts = torch.bincount(slots, minlength=n_sets * k).view(n_sets, k)
-        empty = counts == 0
-        centres = torch.where(empty.unsqueeze(2), centres, sums / counts.clamp_min(1).unsqueeze(2).to(x.dtype))
+        centres, empty = _update(flat_x, centres, labels, offset)
         # re-seeding as _lloyd does, computed whether or not a cluster is empty (the mask then keeps every centre)
         own = (x - centres.gather(1, labels.unsqueeze(2).expand_as(x))).pow(2).sum(2)  # (B, N)
         farthest = own.topk(min(k, n), dim=1).indices  # (B, min(k, N)); n >= k is checked by kmeans
