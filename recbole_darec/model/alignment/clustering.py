@@ -26,11 +26,11 @@ def _too_few(x: torch.Tensor, k: int) -> TooFewPointsError:
         f"k={k} clusters need at least k distinct points, got {n_distinct} distinct of {x.shape[0]} rows")
 
 
-def _sample_index(weights: torch.Tensor, generator: Optional[torch.Generator]) -> int:
+def _draw(weights: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """One index drawn ∝ weights, as a (1,) tensor on the weights' device (no read-back to the host)."""
     # multinomial needs the generator and the tensor on the same device
-    if generator is not None and weights.device != generator.device:
-        weights = weights.to(generator.device)
-    return int(torch.multinomial(weights, 1, generator=generator).item())
+    dev = generator.device if generator is not None else weights.device
+    return torch.multinomial(weights.to(dev), 1, generator=generator).to(weights.device)
 
 
 def _sq_dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -45,34 +45,24 @@ def _nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return (x @ c.transpose(1, 2) - 0.5 * c.pow(2).sum(2).unsqueeze(1)).argmax(2)
 
 
-def _kmeanspp(x: torch.Tensor, k: int, generator: Optional[torch.Generator]) -> torch.Tensor:
+def _kmeanspp(x: torch.Tensor, k: int, generator: Optional[torch.Generator],
+              wait: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
+    """k-means++ (D² sampling) seeds of the (N, d) points x: (centres (k, d), a 0-d bool tensor 'fewer distinct
+    points than k'). wait=True raises :class:`TooFewPointsError` as soon as every point coincides with a chosen
+    centre (a read-back before each draw); wait=False never reads back: a degenerate distance vector is replaced by
+    uniform weights, so that multinomial never sees an all-zero row (a device-side assert on CUDA), and the flag
+    reports it for the caller to check once. The same draws from the same generator either way."""
     n = x.shape[0]
-    first = _sample_index(torch.ones(n, dtype=x.dtype, device=x.device), generator)
-    centres = [x[first]]
-    d2 = _sq_dist(x, x[first : first + 1]).squeeze(1)
-    for _ in range(1, k):
-        if not bool(d2.max() > 0):  # every point coincides with a chosen centre: fewer distinct points than k
-            raise _too_few(x, k)
-        idx = _sample_index(d2, generator)
-        centres.append(x[idx])
-        d2 = torch.minimum(d2, _sq_dist(x, x[idx : idx + 1]).squeeze(1))
-    return torch.stack(centres)
-
-
-def _kmeanspp_on_device(x: torch.Tensor, k: int, generator: Optional[torch.Generator]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_kmeanspp` without a host round trip: the same draws from the same generator, indices kept as
-    tensors. Returns (centres (k, d), a 0-d bool tensor 'fewer distinct points than k') for the caller to check
-    once. A degenerate distance vector is replaced by uniform weights so that multinomial never sees an all-zero
-    row (a device-side assert on CUDA); the flag then reports it."""
-    n = x.shape[0]
-    first = torch.multinomial(torch.ones(n, dtype=x.dtype, device=x.device), 1, generator=generator)
+    first = _draw(torch.ones(n, dtype=x.dtype, device=x.device), generator)
     centres = [x[first].squeeze(0)]
     d2 = _sq_dist(x, x[first]).squeeze(1)
     degenerate = torch.zeros((), dtype=torch.bool, device=x.device)
     for _ in range(1, k):
         exhausted = d2.max() <= 0
+        if wait and bool(exhausted):  # every point coincides with a chosen centre: fewer distinct points than k
+            raise _too_few(x, k)
         degenerate = degenerate | exhausted
-        idx = torch.multinomial(torch.where(exhausted, torch.ones_like(d2), d2), 1, generator=generator)
+        idx = _draw(torch.where(exhausted, torch.ones_like(d2), d2), generator)
         centres.append(x[idx].squeeze(0))
         d2 = torch.minimum(d2, _sq_dist(x, x[idx]).squeeze(1))
     return torch.stack(centres), degenerate
@@ -105,8 +95,8 @@ def kmeans(
             keeps its draws on the device, checked for too few distinct points once at the end. Meant for GPUs,
             where each wait stalls the launch queue; the same results (bit for bit on a CPU; a GPU's atomic sums
             may differ in the last bits). Not yet the default on CUDA: its speed there is unmeasured
-            (benchmarks/darec_overhead.py times both on a GPU). The draws take the host path unless the generator
-            is None or lives on x's device.
+            (benchmarks/darec_overhead.py times both on a GPU). A generator on another device than x still costs
+            a copy per draw.
 
     Returns:
         labels (N,) long in [0, k) and centres (k, d) in x's dtype (float32 for half inputs); (B, N) and
@@ -140,8 +130,8 @@ def kmeans(
         if tuple(init.shape) != expected:
             raise ValueError(f"init centres must have shape {expected}, got {tuple(init.shape)}")
         centres = init.detach().to(device=x.device, dtype=x.dtype).reshape(x.shape[0], k, x.shape[2]).clone()
-    elif init == "kmeans++" and sync_free and (generator is None or generator.device == x.device):
-        seeded = [_kmeanspp_on_device(points, k, generator) for points in x]
+    elif init == "kmeans++" and sync_free:
+        seeded = [_kmeanspp(points, k, generator, wait=False) for points in x]
         degenerate = torch.stack([flag for _, flag in seeded])
         if bool(degenerate.any()):  # the one wait of the seeding
             raise _too_few(x[int(degenerate.int().argmax())], k)
@@ -157,7 +147,7 @@ def kmeans(
 def _seed(x: torch.Tensor, k: int, init: str, generator: Optional[torch.Generator]) -> torch.Tensor:
     """k starting centres for the (N, d) points x."""
     if init == "kmeans++":
-        return _kmeanspp(x, k, generator)
+        return _kmeanspp(x, k, generator)[0]
     uniq = torch.unique(x, dim=0)
     if uniq.shape[0] < k:
         raise _too_few(x, k)
