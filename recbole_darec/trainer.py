@@ -155,6 +155,8 @@ class PluginTrainerMixin:
             # from the RNGs since: its state is exactly what a resumed run needs.
             self._save_last_checkpoint(epoch_idx - 1)
         self._epoch_idx = epoch_idx
+        if hasattr(self.model, "start_training_epoch"):  # per-epoch schedules (head_interval)
+            self.model.start_training_epoch()
         return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):

@@ -103,8 +103,34 @@ def test_generic_darec_on_recbole_lightgcn(quick_config):
     assert model.backbone.user_embedding.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("model", ["DaRecLightGCN", "RLMRecConLightGCN"])
+def test_head_interval_runs_the_head_on_every_kth_step_scaled_by_k(model, quick_config):
+    _, (train_data, *_), every, _ = built(model, quick_config)
+    _, _, third, _ = built(model, quick_config, head_interval=3)
+    batch = next(iter(train_data))
+    n_head = len(every.head_loss_names)
+
+    def head_terms(m):
+        torch.manual_seed(0)  # the head's sampling and K-means draw from the global RNG
+        return m.calculate_loss(batch)[-n_head:]
+
+    for m in (every, third):
+        m.train()
+        m.start_training_epoch()
+    reference = head_terms(every)
+    assert any(t.requires_grad and t != 0 for t in reference)
+    for step in range(7):
+        terms = head_terms(third)
+        if step % 3 == 0:  # the first step of the epoch, then every third: the head's terms x 3
+            assert all(torch.equal(t, 3 * r) for t, r in zip(terms, reference))
+        else:  # skipped: zeros without graph
+            assert all(t == 0 and not t.requires_grad for t in terms)
+    third.start_training_epoch()  # a new epoch starts the schedule again
+    assert all(torch.equal(t, 3 * r) for t, r in zip(head_terms(third), reference))
+
+
 @pytest.mark.parametrize("key, value", [("darec_k", 1), ("darec_sample_size", 1), ("darec_lambda", -0.1),
-                                        ("darec_k", 5000)])
+                                        ("darec_k", 5000), ("head_interval", 0), ("head_interval", 2.5)])
 def test_invalid_head_config_names_the_key(quick_config, key, value):
     with pytest.raises(ValueError, match=key):
         built("DaRecLightGCN", quick_config, **{key: value})

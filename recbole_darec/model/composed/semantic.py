@@ -59,6 +59,10 @@ class SemanticMixin:
         if settings["semantic_pca_dim"] is not None:
             self._reduce_semantic_tables(settings["semantic_pca_dim"], bool(settings["semantic_pca_whiten"]))
         self._grad_share_pending = bool(config["log_grad_share"])  # every head, not only DaRec
+        self.head_interval = config["head_interval"]
+        if not isinstance(self.head_interval, int) or isinstance(self.head_interval, bool) or self.head_interval < 1:
+            raise ValueError(f"invalid config head_interval={self.head_interval!r}: must be an int >= 1")
+        self._steps_this_epoch = 0
 
     def _reduce_semantic_tables(self, dim, whiten):
         """Replace the LLM tables by their top-``dim`` principal components (computed once, at build time);
@@ -95,9 +99,27 @@ class SemanticMixin:
         self.clear_cache()
         user_all, item_all = self.training_embeddings(interaction)
         terms = tuple(self.backbone_loss(interaction, user_all, item_all))
-        head_terms = self.head_loss(interaction, user_all, item_all)
+        head_terms = self._scheduled_head_loss(interaction, user_all, item_all)
         self._log_grad_share_once(terms, head_terms)
         return terms + tuple(head_terms.values())
+
+    def start_training_epoch(self):
+        """Restart ``head_interval``'s schedule (the plugin's trainer calls this before every training epoch), so a
+        run resumed at an epoch boundary takes its head steps where an uninterrupted run takes them."""
+        self._steps_this_epoch = 0
+
+    def _scheduled_head_loss(self, interaction, user_all, item_all):
+        """The head's terms on the first step of an epoch and every ``head_interval``-th step after it, multiplied
+        by ``head_interval`` (an epoch's alignment gradient keeps its size at 1/head_interval of the head's cost);
+        zeros without graph on the other steps."""
+        if self.head_interval == 1 or not self.training:
+            return self.head_loss(interaction, user_all, item_all)
+        due = self._steps_this_epoch % self.head_interval == 0
+        self._steps_this_epoch += 1
+        if not due:
+            return {name: user_all.new_zeros(()) for name in self.head_loss_names}
+        return {name: value * self.head_interval
+                for name, value in self.head_loss(interaction, user_all, item_all).items()}
 
     @property
     def loss_names(self):
