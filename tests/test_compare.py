@@ -4,6 +4,7 @@ Real runs on ml-100k, 1 epoch: BPR and LightGCNBackbone x 2 seeds for the tables
 quick), one DaRecLightGCN and one LightGCNBackbone run for the t-SNE figures (alone and the pair) from checkpoints.
 """
 import csv
+import hashlib
 import json
 import math
 import statistics
@@ -13,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recbole_darec import Config
 from recbole_darec.report import CompareOptions, records, run_comparison, runner, summarize, to_markdown
 from recbole_darec.report.cli import main, options_from_args
 from recbole_darec.report.stats import paired_pvalue
 from recbole_darec.report.tsne import tsne_plot
+from recbole_darec.single_run import build
 
 QUICK = {"epochs": 1, "train_batch_size": 4096, "eval_batch_size": 409600, "embedding_size": 32}
 FAST = {**QUICK, "load_col": {"inter": ["user_id", "item_id"]}}  # no text columns: BPR/LightGCN don't use them
@@ -195,6 +198,16 @@ def test_tsne_from_a_trained_darec_checkpoint(tmp_path):
     png = opts.out_dir / "tsne_DaRecLightGCN.png"
     assert result["ran"] == [("LightGCNBackbone", 2020), ("DaRecLightGCN", 2020)]
     assert result["paths"]["tsne_DaRecLightGCN"][0] == png
+    # the aligned run's record names the LLM tables it trained with (a content hash); the backbone's has none
+    backbone, darec = records.read_records(opts.out_dir / "runs.jsonl")
+    assert "llm_tables" not in backbone
+    config = Config(model="DaRecLightGCN", dataset="ml-100k", config_dict={**QUICK, "seed": 2020,
+                                                                           "semantic_pca_dim": None})  # raw tables
+    _, _, model, _ = build(config)
+    assert darec["llm_tables"] == {
+        side: hashlib.sha256(getattr(model, f"{side}_semantic").numpy().tobytes()).hexdigest()
+        for side in ("user", "item")}
+    assert darec["llm_tables"]["user"] != darec["llm_tables"]["item"]
     pair_png, pair_pdf = result["paths"]["tsne_pair_DaRecLightGCN"]
     assert png_size(pair_png)[0] > 1.5 * png_size(png)[0] and pair_pdf.read_bytes()[:5] == b"%PDF-"  # two panels
     pair_log = next(line for line in logged if line.startswith("t-SNE pair DaRecLightGCN / LightGCNBackbone"))

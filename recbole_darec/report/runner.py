@@ -78,7 +78,16 @@ def run_one(spec):
         "device": str(config["device"]), "machine": machine_info(), "versions": versions(),
         "overrides": spec["overrides"], "config_files": spec.get("config_files") or [],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "log_file": log_file,
+        **_llm_tables(trainer.model),
     }
+
+
+def _llm_tables(model):
+    """``{"llm_tables": {"user": sha256, "item": sha256}}`` of the LLM tables an aligned model trained with, else
+    ``{}``. Re-encoded tables can differ in the last float bits, and DaRec's K-means turns that into another
+    trajectory: the hashes say whether two records saw the same tables."""
+    tables = getattr(model, "llm_table_sha256", None)
+    return {"llm_tables": dict(tables)} if tables else {}
 
 
 class _Progress:
