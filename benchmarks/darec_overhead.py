@@ -2,7 +2,7 @@
 LightGCNBackbone, and the DaRec head's time per step as the graph grows 10x with N̂ fixed.
 
     python benchmarks/darec_overhead.py [--datasets=yelp,ml-100k] [--repeats=3] [--device=cpu|cuda]
-        [--llm-dim=1536] [--threads=N] [--darec-set=KEY=VALUE,... [--darec-set=...]]
+        [--llm-dim=1536] [--threads=N] [--darec-set=KEY=VALUE,... ...] [--rlmrec-set=KEY=VALUE,... ...]
 
 Part 1, per dataset, every model built first and then timed in rounds (one epoch of each model per round, the
 median over rounds), so load on the machine hits all of them alike. Target: ratio <= 1.25.
@@ -13,7 +13,8 @@ median over rounds), so load on the machine hits all of them alike. Target: rati
 Each head is timed with its LLM rows at full width (``semantic_pca_dim: ~``) and reduced once to DaRec's default
 number of principal directions (not whitened); the line marked * is the head's shipped default. Each ``--darec-set``
 (repeatable) adds one more DaRec row: the shipped default with those keys changed (a candidate default, timed in the
-same rounds). On CUDA the shipped DaRec row is timed once more with its K-means on the path without host waits
+same rounds), e.g. ``--darec-set=head_interval=1`` (the head on every step); ``--rlmrec-set`` does the same for
+RLMRec-Con. On CUDA the shipped DaRec row is timed once more with its K-means on the path without host waits
 (``kmeans(sync_free=True)``, a candidate GPU default), and so is part 2's 1x head step.
 Part 2 times one step of the DaRec head alone (Ω sampling, row gathers, projections, the four terms, backward) on
 random tables of 1x and 10x yelp's size with the same batch and N̂ (the models' defaults), and once more at 1x with
@@ -76,7 +77,7 @@ def standin_dataset(root, dataset, llm_dim, seed=0):
     write_standin_embeddings(dst, dataset, user_ids, item_ids, llm_dim, seed)
 
 
-def variants(darec_sets=(), device="cpu"):
+def variants(darec_sets=(), device="cpu", rlmrec_sets=()):
     """(label, model, overrides, K-means without host waits?), the baseline first: each head at full width and with DaRec's
     default reduction of the LLM tables; '*' marks the head's shipped default (RLMRec keeps full width, DaRec
     reduces). On CUDA the shipped default once more with its K-means without host waits (a candidate)."""
@@ -91,30 +92,33 @@ def variants(darec_sets=(), device="cpu"):
             rows.append((f"{model} {width}{' *' if default else ''}", model, overrides, False))
             if default and model == "DaRecLightGCN" and device == "cuda":
                 rows.append((f"{model} {width} * with {SYNC_FREE}", model, overrides, True))
-    for darec_set in darec_sets:
-        changed = " ".join(f"{key}={value}" for key, value in darec_set.items())
-        rows.append((f"DaRecLightGCN default + {changed}", "DaRecLightGCN", dict(darec_set), False))
+    for model, candidates in (("DaRecLightGCN", darec_sets), ("RLMRecConLightGCN", rlmrec_sets)):
+        for candidate in candidates:
+            changed = " ".join(f"{key}={value}" for key, value in candidate.items())
+            rows.append((f"{model} default + {changed}", model, dict(candidate), False))
     return rows
 
 
-def parse_darec_set(text):
+def parse_candidate(text, flag="--darec-set"):
     """``KEY=VALUE,...`` -> dict, values read as run_compare reads ``--key=value`` (numbers first: YAML would read
-    1e-3 as text); only keys DaRec declares are accepted."""
+    1e-3 as text); only keys the head's model declares are accepted (DaRec's and the LLM side's for --darec-set, the
+    LLM side's for --rlmrec-set)."""
     items = [part.strip() for part in (text or "").split(",") if part.strip()]
     try:
         pairs = parse_overrides([f"--{item}" for item in items])
     except CompareError as exc:
-        raise SystemExit(f"--darec-set: {exc}") from None
-    unknown = sorted(set(pairs) - set(DAREC_DEFAULTS))
+        raise SystemExit(f"{flag}: {exc}") from None
+    known = set(SEMANTIC_DEFAULTS) | (set(DAREC_DEFAULTS) if flag == "--darec-set" else set())
+    unknown = sorted(set(pairs) - known)
     if unknown:
-        raise SystemExit(f"--darec-set: {', '.join(unknown)} not DaRec keys (one of {', '.join(sorted(DAREC_DEFAULTS))})")
+        raise SystemExit(f"{flag}: {', '.join(unknown)} not keys of that model (known: {', '.join(sorted(known))})")
     return pairs
 
 
-def epoch_times(dataset, device, repeats, data_root=None, config_files=(), darec_sets=()):
+def epoch_times(dataset, device, repeats, data_root=None, config_files=(), darec_sets=(), rlmrec_sets=()):
     """Median seconds per training epoch of every variant, timed round-robin after one warm-up epoch each."""
     built = {}
-    for label, name, overrides, sync_free in variants(darec_sets, device):
+    for label, name, overrides, sync_free in variants(darec_sets, device, rlmrec_sets):
         extra = {"data_path": str(data_root)} if data_root else {}
         config = isolated_config(model=name, dataset=dataset, config_file_list=list(config_files), config_dict={
             "state": "ERROR", "use_gpu": device == "cuda", "show_progress": False, **extra, **overrides})
@@ -172,8 +176,11 @@ def main():
     parser.add_argument("--darec-set", action="append", default=[], metavar="KEY=VALUE,...",
                         help="also time DaRec's default with these keys changed, e.g. darec_sample_size=1024 "
                              "(repeatable: one row per use)")
+    parser.add_argument("--rlmrec-set", action="append", default=[], metavar="KEY=VALUE,...",
+                        help="also time RLMRec-Con's default with these keys changed, e.g. head_interval=8")
     args = parser.parse_args()
-    darec_sets = [parse_darec_set(text) for text in args.darec_set]
+    darec_sets = [parse_candidate(text) for text in args.darec_set]
+    rlmrec_sets = [parse_candidate(text, "--rlmrec-set") for text in args.rlmrec_set]
     if args.threads:
         torch.set_num_threads(args.threads)
     print(environment_header())
@@ -181,13 +188,14 @@ def main():
         if dataset == "ml-100k":
             print("part 1, ml-100k: real 384-d MiniLM profile tables, configs/ml100k_study.yaml")
             times = epoch_times("ml-100k", args.device, args.repeats, config_files=[ROOT / "configs/ml100k_study.yaml"],
-                                darec_sets=darec_sets)
+                                darec_sets=darec_sets, rlmrec_sets=rlmrec_sets)
         else:
             print(f"part 1, {dataset}: LLM side GENERATED STAND-IN embeddings ({args.llm_dim}-d random rows), "
                   "cost measurement only")
             with tempfile.TemporaryDirectory() as root:
                 standin_dataset(root, dataset, args.llm_dim)
-                times = epoch_times(dataset, args.device, args.repeats, data_root=root, darec_sets=darec_sets)
+                times = epoch_times(dataset, args.device, args.repeats, data_root=root, darec_sets=darec_sets,
+                                    rlmrec_sets=rlmrec_sets)
         for label, seconds in times.items():
             if label != BASELINE:
                 print(f"part 1, {dataset}: {label} / {BASELINE} epoch ratio {seconds / times[BASELINE]:.2f} "
