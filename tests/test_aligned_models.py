@@ -52,6 +52,15 @@ def test_terms_are_finite_and_reach_the_right_parameters(quick_config):
     assert "user_semantic" not in model.state_dict()  # frozen LLM tables are not saved in checkpoints
 
 
+@pytest.mark.parametrize("score_with, read", [("backbone", False), ("shared_specific", True)])
+def test_c_sp_is_trained_only_when_the_model_scores_with_it(quick_config, score_with, read):
+    _, (train_data, *_), model, _ = built("DaRecLightGCN", quick_config, darec_score_with=score_with)
+    assert model.head.cf_specific_read is read and model.head.cf_regularizers_matter is read
+    model.train()
+    sum(model.calculate_loss(next(iter(train_data)))).backward()
+    assert (model.head.cf_specific[0].weight.grad is not None) is read
+
+
 def test_degree_buffers_are_the_training_degrees(quick_config):
     _, (train_data, *_), model, _ = built("DaRecLightGCN", quick_config, darec_degree_coupling=10.0)
     inter = train_data.dataset.inter_feat

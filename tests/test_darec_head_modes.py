@@ -118,9 +118,41 @@ def test_reg_sample_runs_the_specific_projectors_on_that_many_rows_only():
     head = make_head(reg_sample=40)
     head.llm_specific.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
     head.cf_specific.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
+    head.cf_specific_read = True  # else the CF side's regularisers are skipped (see the next test)
     out = head(cf, llm, generator=gen(1))
     assert seen == [40, 40]
     assert all(torch.isfinite(out[k]) for k in DARec_TERMS) and out["darec_unif"].item() < 0
+
+
+def test_cf_regularizers_are_skipped_only_where_they_cannot_change_training():
+    """Fixed isometry C_sh, stop-gradient regularisers, C_sp read by nobody: the CF side's orth/unif are skipped, and
+    every other parameter (and the CF rows) gets exactly the gradient it gets with them; the terms' values then cover
+    the LLM side only."""
+    def run(read, **modes):
+        cf, llm = rows()
+        head = make_head(reg_sample=40, **modes)
+        head.cf_specific_read = read
+        out = head(cf, llm, generator=gen(1))
+        sum(out.values()).backward()
+        grads = {name: p.grad for name, p in head.named_parameters()}
+        return head, out, grads, cf.grad
+
+    head, skipped, grads, cf_grad = run(False)
+    assert not head.cf_regularizers_matter
+    _, full, grads_full, cf_grad_full = run(True)
+    assert all(g is None for name, g in grads.items() if name.startswith("cf_specific"))
+    assert all(g is not None for name, g in grads_full.items() if name.startswith("cf_specific"))
+    for name, grad in grads.items():
+        if not name.startswith("cf_specific") and grad is not None:
+            assert torch.equal(grad, grads_full[name]), name
+    assert torch.equal(cf_grad, cf_grad_full)
+    assert torch.equal(skipped["darec_global"], full["darec_global"])
+    assert torch.equal(skipped["darec_local"], full["darec_local"])
+    assert skipped["darec_unif"] != full["darec_unif"]  # two projections instead of four
+    # where the CF side can matter, nothing is skipped
+    for modes in ({"cf_projector": "mlp"}, {"regularizer_stopgrad": False}):
+        head, *_ = run(False, **modes)
+        assert head.cf_regularizers_matter
 
 
 # --- global_mode='neighbors' ------------------------------------------------------------------------------------

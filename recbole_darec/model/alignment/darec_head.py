@@ -134,6 +134,9 @@ class DaRecHead(nn.Module):
         self.last_local: Optional[LocalAlignment] = None
         self._warm_centres: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
         self._warned_few_points = False  # one warning per run when a batch cannot supply K distinct nodes
+        # whether something reads C_sp (the model sets it when it scores with [C_sh || C_sp]): see
+        # cf_regularizers_matter
+        self.cf_specific_read = False
 
     # --- state -------------------------------------------------------------------------------------------
     def get_extra_state(self):
@@ -299,13 +302,25 @@ class DaRecHead(nn.Module):
         if self.reg_sample is not None and self.reg_sample < n:
             idx = randperm(n, generator, cf_emb.device)[: self.reg_sample]
             cf_emb, llm, l_sh = cf_emb[idx], llm[idx], l_sh[idx]
-        cf_r = cf_emb.detach() if self.study.regularizer_stopgrad else cf_emb
-        c_sh, c_sp = self.cf_shared(cf_r), self.cf_specific(cf_r)
         l_sp = self.llm_specific(llm)
+        pairs = [(l_sh, l_sp)]
+        if self.cf_regularizers_matter:
+            cf_r = cf_emb.detach() if self.study.regularizer_stopgrad else cf_emb
+            pairs.insert(0, (self.cf_shared(cf_r), self.cf_specific(cf_r)))
         if coef["darec_orth"]:
-            out["darec_orth"] = coef["darec_orth"] * (orthogonality_loss(c_sh, c_sp) + orthogonality_loss(l_sh, l_sp))
+            out["darec_orth"] = coef["darec_orth"] * sum(orthogonality_loss(sh, sp) for sh, sp in pairs)
         if coef["darec_unif"]:
-            out["darec_unif"] = coef["darec_unif"] * uniformity_losses((c_sh, c_sp, l_sh, l_sp), self.unif_t).sum()
+            parts = [part for pair in pairs for part in pair]
+            out["darec_unif"] = coef["darec_unif"] * uniformity_losses(parts, self.unif_t).sum()
+
+    @property
+    def cf_regularizers_matter(self) -> bool:
+        """Whether the CF side's orthogonality and uniformity can change anything. Not when C_sh is a fixed isometry
+        of stop-gradient rows (its terms then have no gradient at all) and nothing reads C_sp (``cf_specific_read``:
+        scoring with [C_sh || C_sp]): C_sp's projector would be trained for nobody. They are skipped then, which
+        leaves training as it was (same gradients on every other parameter) at about half the uniformity's cost."""
+        study = self.study
+        return self.cf_specific_read or study.cf_projector != "isometry" or not study.regularizer_stopgrad
 
     @torch.no_grad()
     def cluster_labels(self, cf_emb: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:

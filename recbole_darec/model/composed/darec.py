@@ -56,6 +56,7 @@ class DaRecMixin(SemanticMixin):
         head_factory = lambda **kw: DaRecHead(  # noqa: E731
             d_cf=self.embedding_size, d_llm=self.semantic_dim, study=study, **kw)
         self.head = build_with_config_keys(head_factory, config, self.head_keys)
+        self.head.cf_specific_read = self.score_with == "shared_specific"
         if self.head.needs_degree:  # training degree per user / item (non-persistent: derived from the data)
             inter = dataset.inter_feat
             for name, field, n in (("user_degree", self.USER_ID, self.n_users),
