@@ -13,8 +13,8 @@ median over rounds), so load on the machine hits all of them alike. Target: rati
 Each head is timed with its LLM rows at full width (``semantic_pca_dim: ~``) and reduced once to DaRec's default
 number of principal directions (not whitened); the line marked * is the head's shipped default. Each ``--darec-set``
 (repeatable) adds one more DaRec row: the shipped default with those keys changed (a candidate default, timed in the
-same rounds), e.g. ``--darec-set=head_interval=1`` (the head on every step); ``--rlmrec-set`` does the same for
-RLMRec-Con. On CUDA the shipped DaRec row is timed once more with its K-means on the path without host waits
+same rounds), e.g. ``--darec-set=head_interval=8`` (the head on every 8th step); ``--rlmrec-set`` does the same
+for RLMRec-Con. On CUDA the shipped DaRec row is timed once more with its K-means on the path without host waits
 (``kmeans(sync_free=True)``, a candidate GPU default), and so is part 2's 1x head step.
 Part 2 times one step of the DaRec head alone (Ω sampling, row gathers, projections, the four terms, backward) on
 random tables of 1x and 10x yelp's size with the same batch and N̂ (the models' defaults), and once more at 1x with

@@ -13,6 +13,7 @@ internal ids (and so the split) are exactly those of a run without embeddings. R
 ``normalize_field`` list of the other float fields. :func:`register_semantic_buffers` then turns the preloaded
 matrices into non-persistent buffers (they are rebuilt from the files, never saved in checkpoints).
 """
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -102,10 +103,11 @@ def register_semantic_buffers(model, dataset, fp16=False, check_split=True):
     Registers ``user_semantic`` (n_users, d_L), ``item_semantic`` (n_items, d_L) -- float32, or float16 with
     ``fp16`` -- with rows indexed by RecBole internal ids (row 0 = [PAD], zero), and bool masks
     ``user_semantic_mask`` / ``item_semantic_mask`` (True where the file had a row; others are zero rows to be
-    excluded from alignment losses). ``dataset`` is the one the model is built on (the training dataset);
+    excluded from alignment losses), and sets ``model.llm_table_sha256`` ({side: sha256 of the table's bytes}, which
+    run records carry). ``dataset`` is the one the model is built on (the training dataset);
     with ``check_split`` its interactions are compared with the split the user profiles were built from.
     """
-    dims = {}
+    dims, hashes = {}, {}
     for side, n in (("user", dataset.user_num), ("item", dataset.item_num)):
         suffix, id_field, _ = EMB_FIELDS[side]
         if id_field not in getattr(dataset, "_preloaded_weight", {}):
@@ -122,12 +124,15 @@ def register_semantic_buffers(model, dataset, fp16=False, check_split=True):
         table = torch.as_tensor(matrix, dtype=torch.float16 if fp16 else torch.float32)
         table[~mask] = 0
         name, mask_name = BUFFERS[side]
+        # content hash of the table as registered, taken on the host (run records name the tables they trained with)
+        hashes[side] = hashlib.sha256(memoryview(table.numpy()).cast("B")).hexdigest()
         device = getattr(model, "device", "cpu")
         model.register_buffer(name, table.to(device), persistent=False)
         model.register_buffer(mask_name, mask.to(device), persistent=False)
         dims[side] = matrix.shape[1]
     if dims["user"] != dims["item"]:
         raise ValueError(f"user embeddings have dimension {dims['user']}, item embeddings {dims['item']}")
+    model.llm_table_sha256 = hashes
     if check_split:
         _check_split(dataset, Path(dataset.dataset_path) / f"{dataset.dataset_name}.semantic.json")
     return dims["user"]

@@ -6,7 +6,6 @@ build on :class:`SemanticMixin`, which works with any backbone exposing ``forwar
 ``clear_cache()``; a head mixin implements ``head_loss(interaction, user_all, item_all)`` -> dict of terms;
 ``zoo.py`` adapts RecBole's own models to that interface.
 """
-import hashlib
 import logging
 
 import torch
@@ -57,9 +56,6 @@ class SemanticMixin:
         settings = semantic_settings(config)  # defaults: properties/model/SemanticMixin.yaml
         self.semantic_dim = register_semantic_buffers(self, dataset, fp16=bool(settings["semantic_fp16"]),
                                                       check_split=bool(settings["semantic_check_split"]))
-        # content hash of the tables as loaded (run records carry it: which tables a run trained with)
-        self.llm_table_sha256 = {side: hashlib.sha256(getattr(self, f"{side}_semantic").cpu().numpy().tobytes())
-                                 .hexdigest() for side in ("user", "item")}
         if settings["semantic_pca_dim"] is not None:
             self._reduce_semantic_tables(settings["semantic_pca_dim"], bool(settings["semantic_pca_whiten"]))
         self._grad_share_pending = bool(config["log_grad_share"])  # every head, not only DaRec
