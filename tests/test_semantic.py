@@ -182,11 +182,27 @@ def test_length_bucketed_batches_match_the_char_sorted_path(minilm, monkeypatch)
     if _onednn_linear_works():  # x86 torch builds: every Linear layer (6 per block, 6 blocks, the pooler)
         assert switched == 37
     assert all(np.array_equal(ours[15 + k], ours[i]) for k, i in enumerate((3, 0, 14)))
-    expected, rest = [], sorted(lengths, reverse=True)  # 15 distinct texts by token length, greedily grouped
+    # 15 distinct texts by token length, each padded to the next multiple of 16 (at most 256), grouped greedily
+    # among texts of one padded width
+    rest = [min(-(-n // 16) * 16, minilm.max_length) for n in sorted(lengths, reverse=True)]
+    expected = []
     while rest:
-        n = next(n for n in range(min(4, len(rest)), 0, -1) if n == 1 or n * rest[0] <= 600)
+        n = next(n for n in range(min(4, len(rest)), 0, -1)
+                 if len(set(rest[:n])) == 1 and (n == 1 or n * rest[0] <= 600))
         expected, rest = expected + [(n, rest[0])], rest[n:]
-    assert shapes == expected and len(shapes) == 5
+    assert shapes == expected and all(width % 16 == 0 or width == minilm.max_length for _, width in shapes)
+
+
+def test_a_texts_vector_does_not_depend_on_what_it_is_encoded_with(minilm):
+    """Padding depends on the text alone, so a text gets the same bits alone, in a batch, or among other texts
+    (a rebuild that reuses some cached rows and encodes the rest gives a fresh encode's table)."""
+    titles = [" ".join(t.split()) for t in read_atomic(DATASET_DIR / "ml-100k" / "ml-100k.item")[0]["movie_title"]]
+    texts = [f"Recently watched: {'; '.join(titles[k:k + n])}." for k, n in zip(range(0, 300, 15), range(1, 21))]
+    together = minilm.encode(texts, show_progress=False)
+    alone = np.concatenate([minilm.encode([t], show_progress=False) for t in texts])
+    subset = minilm.encode(texts[::3] + ["another text", "a third, longer text than the other one"],
+                           show_progress=False)[:len(texts[::3])]
+    assert np.array_equal(together, alone) and np.array_equal(together[::3], subset)
 
 
 # ---------------------------------------------------------------------------------------------- profiles
@@ -624,7 +640,7 @@ def test_rebuild_encodes_only_the_changed_texts(toy, minilm, caplog):
     assert tokens == ["u1", "u2", "u3"] and np.array_equal(reused[[0, 2]], before[[0, 2]])  # rows copied
     ensure_semantic_embeddings(toy_config(toy), encoder=enc, force=True)  # a full re-encode: the same matrix
     assert len(enc.texts) == 8 + 1 + 3 + 5
-    np.testing.assert_allclose(reused, read_embedding_file(toy / "toy.useremb", "user")[1], atol=1e-5, rtol=0)
+    assert np.array_equal(reused, read_embedding_file(toy / "toy.useremb", "user")[1])  # bit for bit
 
 
 def test_half_precision_is_refused_on_cpu(toy):

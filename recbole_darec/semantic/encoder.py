@@ -19,6 +19,9 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 # On CPU a batch also holds at most this many padded tokens: MiniLM runs at the core's GEMM speed only while a
 # batch's activations stay in cache (1 thread, ml-100k users: 2048 beat 512 to 16384; 16384 was 1.4x slower).
 CPU_BATCH_TOKENS = 2048
+# Every text is padded to a multiple of this many tokens, whatever it is batched with: its vector is then the same
+# bits in any batch (a rebuild that re-encodes some texts and reuses others gives a fresh encode's table).
+PAD_MULTIPLE = 16
 
 
 def default_encoder_path():
@@ -95,7 +98,8 @@ def encoder_identity(name_or_path=None, max_length=None, dtype="float32"):
     and sizes."""
     path, name = _resolve(name_or_path)
     ident = {"encoder": name, "pooling": "mean+l2",
-             "max_length": int(max_length) if max_length else _default_max_length(path)}
+             "max_length": int(max_length) if max_length else _default_max_length(path),
+             "pad_multiple": PAD_MULTIPLE}  # vectors padded otherwise differ in the last bits
     if dtype != "float32":  # float32 is left out so that caches written before the key existed stay valid
         ident["dtype"] = dtype
     if path is not None:
@@ -145,18 +149,27 @@ class TextEncoder:
         self.max_length = self.identity["max_length"] or min(int(self.tokenizer.model_max_length or 512), 512)
         self.dim = int(self.model.config.hidden_size)
 
+    def _width(self, length):
+        """The padded width of a text of ``length`` tokens: the next multiple of ``PAD_MULTIPLE``, at most
+        max_length. A text's vector depends in the last bits on the width it is padded to (not on its batch-mates
+        otherwise), so a width that depends on the text alone makes every vector the same in any batch."""
+        return min(-(-length // PAD_MULTIPLE) * PAD_MULTIPLE, self.max_length)
+
     def _batches(self, order, lengths):
-        """Consecutive runs of ``order`` (longest first): ``batch_size`` texts at most, on CPU also
-        ``CPU_BATCH_TOKENS`` padded tokens at most (always one text, however long)."""
+        """Consecutive runs of ``order`` (longest first) of one padded width: ``batch_size`` texts at most, on CPU
+        also ``CPU_BATCH_TOKENS`` padded tokens at most (always one text, however long). Yields (width, indices)."""
         budget = CPU_BATCH_TOKENS if self.device.type == "cpu" else float("inf")
-        batch = []
-        for i in order:  # lengths[batch[0]] is the batch's padded width
-            if batch and (len(batch) == self.batch_size or (len(batch) + 1) * lengths[batch[0]] > budget):
-                yield batch
+        batch, width = [], None
+        for i in order:
+            if batch and (self._width(lengths[i]) != width or len(batch) == self.batch_size
+                          or (len(batch) + 1) * width > budget):
+                yield width, batch
                 batch = []
+            if not batch:
+                width = self._width(lengths[i])
             batch.append(i)
         if batch:
-            yield batch
+            yield width, batch
 
     @torch.inference_mode()
     def encode(self, texts, show_progress=True, desc="encoding"):
@@ -173,9 +186,9 @@ class TextEncoder:
         lengths = [len(ids) for ids in tokens.get("input_ids", [])]
         order = sorted(range(len(unique)), key=lambda i: -lengths[i])
         batches = list(self._batches(order, lengths))
-        for idx in tqdm(batches, desc=desc, unit="batch", disable=not show_progress):
-            batch = self.tokenizer.pad({k: [v[i] for i in idx] for k, v in tokens.items()},
-                                       return_tensors="pt").to(self.device)
+        for width, idx in tqdm(batches, desc=desc, unit="batch", disable=not show_progress):
+            batch = self.tokenizer.pad({k: [v[i] for i in idx] for k, v in tokens.items()}, padding="max_length",
+                                       max_length=width, return_tensors="pt").to(self.device)
             hidden = self.model(**batch).last_hidden_state.float()  # pool in float32 whatever the weights
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
