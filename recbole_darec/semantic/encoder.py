@@ -151,8 +151,8 @@ class TextEncoder:
 
     def _width(self, length):
         """The padded width of a text of ``length`` tokens: the next multiple of ``PAD_MULTIPLE``, at most
-        max_length. A text's vector depends in the last bits on the width it is padded to (not on its batch-mates
-        otherwise), so a width that depends on the text alone makes every vector the same in any batch."""
+        max_length. A text's vector depends in the last bits on the width it is padded to (on the CPU not on its
+        batch-mates otherwise), so a width that depends on the text alone makes every vector the same in any batch."""
         return min(-(-length // PAD_MULTIPLE) * PAD_MULTIPLE, self.max_length)
 
     def _batches(self, order, lengths):
