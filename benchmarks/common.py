@@ -10,6 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from recbole_darec.report.environment import cpu_name  # noqa: E402  (after the path set-up above)
+
 
 def environment_header():
     """One block naming the machine and the versions that decide the numbers."""
@@ -20,7 +22,7 @@ def environment_header():
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     lines = [
-        f"machine: {platform.platform()} | cpu: {platform.processor() or platform.machine()} x{os.cpu_count()} "
+        f"machine: {platform.platform()} | cpu: {cpu_name()} x{os.cpu_count()} "
         f"| torch threads: {torch.get_num_threads()} | gpu: {device}",
         f"load average (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"python {platform.python_version()} | torch {torch.__version__} | recbole {recbole.__version__} "

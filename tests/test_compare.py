@@ -253,3 +253,12 @@ def test_model_kind_follows_the_class_not_the_name(monkeypatch):
     new_head = type("MyHeadLightGCN", (SemanticMixin,), {})  # a head whose name says nothing
     monkeypatch.setattr("recbole_darec.model.get_model", lambda name: new_head)
     assert records.model_kind("MyHeadLightGCN") == "plugin"
+
+
+def test_records_name_the_cpu_generation_not_only_its_brand():
+    from recbole_darec.report.environment import cpu_name, machine_info
+
+    name = cpu_name()
+    assert machine_info()["cpu"] == name and name
+    if Path("/proc/cpuinfo").is_file() and "cpu family" in Path("/proc/cpuinfo").read_text():
+        assert "family " in name and "model " in name  # one brand name covers CPUs of different speed
