@@ -99,16 +99,14 @@ def variants(darec_sets=(), device="cpu", rlmrec_sets=()):
     return rows
 
 
-def parse_candidate(text, flag="--darec-set"):
+def parse_candidate(text, flag, known):
     """``KEY=VALUE,...`` -> dict, values read as run_compare reads ``--key=value`` (numbers first: YAML would read
-    1e-3 as text); only keys the head's model declares are accepted (DaRec's and the LLM side's for --darec-set, the
-    LLM side's for --rlmrec-set)."""
+    1e-3 as text); only the ``known`` keys (those the flag's model declares) are accepted."""
     items = [part.strip() for part in (text or "").split(",") if part.strip()]
     try:
         pairs = parse_overrides([f"--{item}" for item in items])
     except CompareError as exc:
         raise SystemExit(f"{flag}: {exc}") from None
-    known = set(SEMANTIC_DEFAULTS) | (set(DAREC_DEFAULTS) if flag == "--darec-set" else set())
     unknown = sorted(set(pairs) - known)
     if unknown:
         raise SystemExit(f"{flag}: {', '.join(unknown)} not keys of that model (known: {', '.join(sorted(known))})")
@@ -179,8 +177,9 @@ def main():
     parser.add_argument("--rlmrec-set", action="append", default=[], metavar="KEY=VALUE,...",
                         help="also time RLMRec-Con's default with these keys changed, e.g. head_interval=8")
     args = parser.parse_args()
-    darec_sets = [parse_candidate(text) for text in args.darec_set]
-    rlmrec_sets = [parse_candidate(text, "--rlmrec-set") for text in args.rlmrec_set]
+    darec_sets = [parse_candidate(text, "--darec-set", set(SEMANTIC_DEFAULTS) | set(DAREC_DEFAULTS))
+                  for text in args.darec_set]
+    rlmrec_sets = [parse_candidate(text, "--rlmrec-set", set(SEMANTIC_DEFAULTS)) for text in args.rlmrec_set]
     if args.threads:
         torch.set_num_threads(args.threads)
     print(environment_header())

@@ -14,6 +14,10 @@ def machine_info():
     return {"platform": platform.platform(), "cpu": cpu_name(), "cpus": os.cpu_count(), "gpu": gpu}
 
 
+# /proc/cpuinfo flag -> label, widest first
+VECTOR_ISAS = (("avx512f", "avx512"), ("avx2", "avx2"), ("sse4_2", "sse4.2"))
+
+
 def cpu_name():
     """The CPU's model name with its family, model and widest vector ISA, e.g. ``AMD EPYC (family 25, model 17,
     avx512)``: hosts sold under one name differ (a GEMM ran at half the speed on another EPYC generation)."""
@@ -24,9 +28,9 @@ def cpu_name():
             fields.setdefault(key.strip(), value.strip())
     name = fields.get("model name") or platform.processor() or platform.machine()
     flags = set(fields.get("flags", "").split())
-    isa = next((i for i in ("avx512f", "avx2", "sse4_2") if i in flags), None)
+    isa = next((label for flag, label in VECTOR_ISAS if flag in flags), None)
     details = [f"family {fields['cpu family']}" if "cpu family" in fields else None,
-               f"model {fields['model']}" if "model" in fields else None, isa and isa.rstrip("f").replace("_", ".")]
+               f"model {fields['model']}" if "model" in fields else None, isa]
     details = [d for d in details if d]
     return f"{name} ({', '.join(details)})" if details else name
 

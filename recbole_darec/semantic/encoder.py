@@ -161,13 +161,12 @@ class TextEncoder:
         budget = CPU_BATCH_TOKENS if self.device.type == "cpu" else float("inf")
         batch, width = [], None
         for i in order:
-            if batch and (self._width(lengths[i]) != width or len(batch) == self.batch_size
-                          or (len(batch) + 1) * width > budget):
+            own = self._width(lengths[i])
+            if batch and (own != width or len(batch) == self.batch_size or (len(batch) + 1) * width > budget):
                 yield width, batch
                 batch = []
-            if not batch:
-                width = self._width(lengths[i])
             batch.append(i)
+            width = own  # every text of a batch has the batch's width
         if batch:
             yield width, batch
 
