@@ -25,6 +25,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 # Where the original run wrote: meaningless (or harmful) when the checkpoint is rebuilt elsewhere.
 _NOT_RESTORED = ("checkpoint_dir", "resume_from")
 LAST_SUFFIX = ".last.pth"
+BEST, LAST = "best", "last"  # a run's best checkpoint and its every-epoch one (what a resume continues)
 
 
 def plain(value):
@@ -119,15 +120,43 @@ def check_belongs(checkpoint, config, fingerprint, path):
 # continuation (another GPU, a moved data folder; the split fingerprint still guards the data itself).
 _MACHINE_KEYS = frozenset({"checkpoint_dir", "resume_from", "data_path", "device", "gpu_id", "use_gpu", "state",
                            "show_progress", "worker", "nproc", "offset", "local_rank", "world_size", "ip", "port",
-                           "single_spec"})
+                           "single_spec", "run_id"})
+# A user's --resume_from continues one run: its data folder counts (other embedding files, other texts); how many
+# more epochs it may take and how it reports may be changed on purpose, and the run says so.
+_RESUME_IGNORED = (_MACHINE_KEYS - {"data_path"}) | {"config_files"}
+RESUME_OVERRIDABLE = frozenset({"epochs", "stopping_step", "eval_step", "eval_batch_size", "metric_decimal_place",
+                                "loss_decimal_place"})
 
 
-def setting_differences(checkpoint, config):
-    """Config keys whose value in ``config`` differs from the checkpoint's run, machine keys aside (sorted)."""
+def setting_differences(checkpoint, config, ignored=_MACHINE_KEYS):
+    """Config keys whose value in ``config`` differs from the checkpoint's run, ``ignored`` keys aside (sorted)."""
     stored = checkpoint.get("config") or {}
     current = {key: plain(value) for key, value in config.final_config_dict.items()}
     return sorted(key for key in set(stored) | set(current)
-                  if key not in _MACHINE_KEYS and stored.get(key) != current.get(key))
+                  if key not in ignored and stored.get(key) != current.get(key))
+
+
+def settings(config):
+    """The run's settings as plain data: its config as built from files, dict and command line, before the dataset
+    and model added keys of their own (so a run can be compared with another before anything is loaded)."""
+    return {key: plain(value) for key, value in getattr(config, "settings", config.final_config_dict).items()}
+
+
+def check_same_settings(checkpoint, config, path):
+    """Refuse to resume a checkpoint written with other settings, listing each differing key with both values;
+    returns the deliberate changes that are allowed (:data:`RESUME_OVERRIDABLE`) as ``key: old -> new`` texts."""
+    stored = checkpoint.get("settings")
+    if not stored:  # written before checkpoints recorded their settings
+        return []
+    current = settings(config)
+    changed = sorted(key for key in set(stored) | set(current)
+                     if key not in _RESUME_IGNORED and stored.get(key) != current.get(key))
+    said = {key: f"{key}: {stored.get(key)!r} -> {current.get(key)!r}" for key in changed}
+    refused = [said[key] for key in changed if key not in RESUME_OVERRIDABLE]
+    if refused:
+        raise UserError(f"checkpoint {path} was trained with other settings ({'; '.join(refused)}; checkpoint -> "
+                        "this run): resume with the run's own settings, or start a new run without --resume_from")
+    return [said[key] for key in changed if key in RESUME_OVERRIDABLE]
 
 
 def load_weights(model, checkpoint, path):
@@ -177,12 +206,51 @@ def last_path(best_path):
     return (best_path[:-4] if best_path.endswith(".pth") else best_path) + LAST_SUFFIX
 
 
+def role(checkpoint):
+    """:data:`BEST` or :data:`LAST` (checkpoints written before roles were stored: the every-epoch one has
+    ``finished``)."""
+    return checkpoint.get("role") or (LAST if "finished" in checkpoint else BEST)
+
+
+def _peek(path):
+    """A checkpoint's fields without reading its tensors (memory-mapped), or None when it is not one of ours."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001  any unreadable or foreign file is simply not a partner
+        return None
+    return checkpoint if isinstance(checkpoint, dict) and "epoch" in checkpoint else None
+
+
+def partner(path, checkpoint):
+    """The other checkpoint of ``path``'s run in its folder (best <-> every-epoch), found by content: the same run
+    id and the other role, so renamed files still pair. The usual name is tried first; None when there is none.
+    Checkpoints written before run ids were stored pair by the usual name only."""
+    path = Path(path)
+    wanted = BEST if role(checkpoint) == LAST else LAST
+    if wanted == LAST:
+        usual = Path(last_path(path))
+    else:
+        usual = path.parent / (checkpoint.get("best_file") or "")
+    run_id = checkpoint.get("run_id")
+    candidates = [usual] + ([p for p in sorted(path.parent.glob("*.pth")) if p != usual] if run_id else [])
+    for candidate in candidates:
+        if candidate == path or not candidate.is_file():
+            continue
+        other = _peek(candidate)
+        if other is not None and role(other) == wanted and other.get("run_id") == run_id:
+            return candidate
+    return None
+
+
 def resume_source(path):
-    """The file to resume from: the ``.last.pth`` beside a best checkpoint when it exists, else ``path``."""
-    path = str(path)
-    if not path.endswith(LAST_SUFFIX) and os.path.isfile(last_path(path)):
-        return last_path(path)
-    return path
+    """The file to resume from: the every-epoch checkpoint of ``path``'s run when there is one, else ``path``."""
+    if not os.path.isfile(path):
+        return str(path)  # load_checkpoint names the missing file
+    checkpoint = _peek(path)
+    if checkpoint is None or role(checkpoint) == LAST:
+        return str(path)
+    found = partner(path, checkpoint)
+    return str(found) if found is not None else str(path)
 
 
 def atomic_save(state, path):

@@ -8,6 +8,7 @@ reports *test* metrics through ``tune.report`` -- the plugin never imports it (`
 run/objective functions); torch >= 2.6 loads checkpoints with ``weights_only=True`` and RecBole pickles its whole
 Config into them -- ``trainer.py`` saves a plain-dict config instead, so safe loading works.
 """
+import os
 import warnings
 
 import numpy as np
@@ -63,6 +64,45 @@ def _check_pandas():
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.dataset")
 
 
+class LazyTensorBoard:
+    """A TensorBoard writer that creates its folder at the first event, in a folder named after the run.
+
+    RecBole's ``get_tensorboard`` names the folder after the log file, or ``model-<time to the second>`` when there
+    is none (Ray trials, reloads), and creates it in the trainer's constructor: two runs started in the same second
+    wrote into one folder, and a reload that never trains (``load_data_and_model``) left an empty folder in the
+    caller's working directory.
+    """
+
+    ROOT = "log_tensorboard"  # RecBole's cwd-relative folder
+
+    def __init__(self, logger):
+        from recbole.utils import get_local_time
+
+        from recbole_darec.run_id import new_run_id
+
+        stem = next((os.path.basename(h.baseFilename).split(".")[0] for h in logger.handlers
+                     if hasattr(h, "baseFilename")), None)  # the log file is named per run (its hash has the run id)
+        self.log_dir = os.path.join(self.ROOT, stem or f"model-{get_local_time()}-{new_run_id()}")
+        self._writer = None
+
+    def __getattr__(self, name):  # add_scalar, add_hparams, flush, ...: the real writer, made on first use
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self.log_dir)
+        return getattr(self._writer, name)
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _name_tensorboard_per_run():
+    import recbole.trainer.trainer as recbole_trainer
+
+    recbole_trainer.get_tensorboard = LazyTensorBoard
+
+
 def apply():
     """Apply all fixes once per process (safe to call again, e.g. inside Ray workers)."""
     global _APPLIED
@@ -71,4 +111,5 @@ def apply():
     _restore_numpy_aliases()
     _restore_dok_update()
     _check_pandas()
+    _name_tensorboard_per_run()
     _APPLIED = True

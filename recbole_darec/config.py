@@ -16,6 +16,7 @@ from recbole_darec.data.sources import DATASET_DIR, locate
 from recbole_darec.cli_errors import UserError
 from recbole_darec.config_checks import check_config, load_config_files
 from recbole_darec.model import get_model
+from recbole_darec.run_id import new_run_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROPERTIES_DIR = PROJECT_ROOT / "properties"
@@ -75,6 +76,12 @@ class Config(RecBoleConfig):
             # RecBole's own checks of values (topk, metrics, eval_args, a command-line key given twice) name them
             raise UserError(f"invalid configuration: {err}") from err
         check_config(self)  # unknown keys, epochs < 1, DaRec's K: refused before anything is built or written
+        # One Config is one run: its id goes into the checkpoint name and (through RecBole's hash of the config)
+        # the log and TensorBoard names, so two runs started in the same second never share a file.
+        self.final_config_dict["run_id"] = new_run_id()
+        # What the user asked for, before the dataset and model add keys of their own while building: what a
+        # checkpoint records, and what resuming it compares.
+        self.settings = copy.deepcopy(self.final_config_dict)
 
     def _load_config_files(self, file_list):
         return load_config_files(self, file_list)

@@ -9,7 +9,7 @@ from logging import getLogger
 
 from recbole.utils import get_environment, init_logger, set_color
 
-from recbole_darec.checkpoints import check_belongs, load_checkpoint, resume_source
+from recbole_darec.checkpoints import check_belongs, check_same_settings, load_checkpoint, resume_source
 from recbole_darec.config import Config
 from recbole_darec.data.atomic_check import check_atomic_headers
 from recbole_darec.failed_run import discard_outputs_on_user_error
@@ -55,6 +55,7 @@ def preflight(config):
         path = resume_source(str(config["resume_from"]))
         checkpoint = load_checkpoint(path)
         check_belongs(checkpoint, config, None, path)
+        check_same_settings(checkpoint, config, path)  # said again in the log once the run continues
 
 
 def load_data_and_model(model_file):

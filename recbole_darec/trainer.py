@@ -16,10 +16,11 @@ import time
 from itertools import islice
 
 import torch
-from recbole.utils import get_trainer, set_color
+from recbole.utils import get_local_time, get_trainer, set_color
 
 from recbole_darec import checkpoints
 from recbole_darec.checkpoints import load_checkpoint, plain
+from recbole_darec.run_id import new_run_id
 
 
 def plain_config(config):
@@ -41,9 +42,15 @@ class PluginTrainerMixin:
         self._pending_rng = None  # RNG state of a resumed checkpoint, restored right before training continues
         self._finished = False  # resumed from the last checkpoint of a run that had already ended
         self._save_last = False
+        self._last_file = None  # the every-epoch checkpoint resumed from, kept under its (maybe renamed) name
         self.resumed_from_epoch = None  # the last finished epoch of the checkpoint this run continues
         self.train_time_before_s = 0.0  # seconds of training before that checkpoint (kept across resumes)
         self._fit_started = None
+        # RecBole names the checkpoint <model>-<time to the second>.pth: two runs started in the same second from
+        # one folder would test and resume each other's weights. The run id makes the name this run's own.
+        self.run_id = config["run_id"] or new_run_id()
+        self.saved_model_file = os.path.join(self.checkpoint_dir,
+                                             f"{config['model']}-{get_local_time()}-{self.run_id}.pth")
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def _checkpoint_state(self, epoch):
@@ -51,9 +58,11 @@ class PluginTrainerMixin:
         scheduler = getattr(self, "scheduler", None)
         return {
             "config": plain_config(self.config),
+            "settings": checkpoints.settings(self.config),  # before the build: what a resume compares
             "config_overrides": plain(dict(self.config.external_config_dict)),
             "model": self.config["model"],
             "dataset": self.config["dataset"],
+            "run_id": self.run_id,  # shared by the run's best and every-epoch checkpoints: pairs them by content
             "seed": self.config["seed"],
             "split_fingerprint": self.split_fingerprint,
             "epoch": epoch,
@@ -80,7 +89,9 @@ class PluginTrainerMixin:
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        checkpoints.atomic_save(self._checkpoint_state(epoch), saved_model_file)
+        state = self._checkpoint_state(epoch)
+        state["role"] = checkpoints.BEST
+        checkpoints.atomic_save(state, saved_model_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
@@ -89,8 +100,8 @@ class PluginTrainerMixin:
         if not self._save_last or (not self.config["single_spec"] and self.config["local_rank"] != 0):
             return
         state = self._checkpoint_state(epoch)
-        state["finished"] = finished
-        checkpoints.atomic_save(state, checkpoints.last_path(self.saved_model_file))
+        state["finished"], state["role"] = finished, checkpoints.LAST
+        checkpoints.atomic_save(state, self._last_file or checkpoints.last_path(self.saved_model_file))
 
     def resume_checkpoint(self, resume_file, checkpoint=None):
         """Continue after the last finished epoch (given a best checkpoint, the ``.last.pth`` beside it is used).
@@ -101,14 +112,23 @@ class PluginTrainerMixin:
             resume_file = checkpoints.resume_source(resume_file)
             checkpoint = load_checkpoint(resume_file, map_location=self.device)
         checkpoints.check_belongs(checkpoint, self.config, self.split_fingerprint, resume_file)
+        changed = checkpoints.check_same_settings(checkpoint, self.config, resume_file)
         checkpoints.load_weights(self.model, checkpoint, resume_file)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if checkpoint.get("scheduler") is not None and hasattr(getattr(self, "scheduler", None), "load_state_dict"):
             self.scheduler.load_state_dict(checkpoint["scheduler"])
-        # The best file keeps its name even before it exists (no evaluation yet), so the next improvement writes it
-        # there and the every-epoch checkpoint keeps overwriting the file resumed from.
-        best_file = os.path.join(os.path.dirname(resume_file), checkpoint.get("best_file") or "")
-        self.saved_model_file = best_file if checkpoint.get("best_file") else resume_file
+        # The best checkpoint is found by content (renamed pairs still pair); before it exists (no evaluation yet) it
+        # keeps its recorded name, so the next improvement writes it there and the every-epoch checkpoint keeps
+        # overwriting the file resumed from.
+        best_file = checkpoints.partner(resume_file, checkpoint) if checkpoints.role(checkpoint) == checkpoints.LAST \
+            else resume_file
+        if best_file is None and checkpoint.get("best_file"):
+            best_file = os.path.join(os.path.dirname(resume_file), checkpoint["best_file"])
+        self.saved_model_file = str(best_file or resume_file)
+        if checkpoints.role(checkpoint) == checkpoints.LAST:
+            self._last_file = str(resume_file)
+        if checkpoint.get("run_id"):  # the continued run keeps its id (and so its pair)
+            self.run_id = checkpoint["run_id"]
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
@@ -119,8 +139,13 @@ class PluginTrainerMixin:
         self.resumed_from_epoch = int(checkpoint["epoch"])
         self.train_time_before_s = float(checkpoint.get("train_time_s") or 0.0)
         self._pending_rng = checkpoint.get("rng")
-        self._finished = bool(checkpoint.get("finished")) or self.start_epoch >= self.epochs
+        # A run that stopped early stays stopped; one that ran out of epochs continues when given more (--epochs).
+        planned = (checkpoint.get("settings") or {}).get("epochs")  # absent in checkpoints of older versions
+        ran_out = planned is not None and self.start_epoch >= int(planned)
+        self._finished = (bool(checkpoint.get("finished")) and not ran_out) or self.start_epoch >= self.epochs
         self.logger.info(f"Checkpoint {resume_file} loaded; resuming from epoch {self.start_epoch}")
+        if changed:
+            self.logger.warning(f"resuming with settings changed on purpose: {'; '.join(changed)}")
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._train_data, self._save_last = train_data, saved

@@ -89,6 +89,7 @@ class _Reporter:
         from ray import tune
         from recbole.utils import early_stopping
 
+        from recbole_darec import checkpoints
         from recbole_darec.single_run import plain_floats
 
         # The callback runs before RecBole updates its early-stopping state, so compute that update here: the
@@ -105,6 +106,7 @@ class _Reporter:
         if improved:
             state["best_valid_result"] = dict(plain_floats(valid_result))
         state[BEST_KEY] = dict(self.best)
+        state["role"] = checkpoints.LAST  # what a retried trial continues from; best.pth is its pair
         tmp = self.checkpoint_dir / f"{LATEST_FILE}.tmp"
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_dir / LATEST_FILE)
