@@ -101,3 +101,64 @@ def test_killed_comparison_resumes_its_run_and_ends_like_an_uninterrupted_one(tm
     assert restarted["curve"] != straight["curve"]
     folder = tmp_path / "edited" / "checkpoints" / "LightGCNBackbone-seed2020"
     assert len(list(folder.glob("*.pth"))) == 2  # the stale pair was removed, this run's best and last remain
+
+
+REPORT_FILES = ("runs.jsonl", "table.md", "table.csv", "table.tex", "bars.png", "curves.png")
+
+
+def _interrupt(out, config_file, *extra, whole_group=False):
+    """Start the comparison, send SIGINT once a run has finished an epoch; returns (process, stderr, seconds from
+    the signal to the exit). ``whole_group``: as a terminal's Ctrl+C, to the driver and its workers alike."""
+    cmd = _command(out, config_file) + list(extra)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while not any(torch.load(p, weights_only=True)["epoch"] >= 1 for p in out.glob("checkpoints/*/*.last.pth")):
+            assert proc.poll() is None and time.monotonic() < deadline, "no run got going before it could be stopped"
+            time.sleep(0.05)
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT) if whole_group else proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        return proc, err, time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # only the group this test started
+            proc.wait()
+
+
+def test_ctrl_c_ends_the_comparison_without_a_report_and_its_command_continues(tmp_path):
+    config_file = tmp_path / "settings.yaml"
+    config_file.write_text(json.dumps(SETTINGS))
+    out = tmp_path / "cmp"
+    proc, err, _ = _interrupt(out, config_file)
+    assert proc.returncode == 130, err[-3000:]
+    continue_cmd = _command(out, config_file)[1:]
+    continue_cmd[0] = "run_compare.py"
+    assert err.splitlines()[-1] == (
+        f"run_compare.py: error: comparison interrupted (finished runs are in {out / 'runs.jsonl'}); the same "
+        f"command continues it, the cut-off run after its last finished epoch: python {' '.join(continue_cmd)}")
+    assert not [name for name in REPORT_FILES if (out / name).exists()]
+
+    record, stdout = _run(out, config_file)  # the command the line names
+    assert record["resumed_from_epoch"] >= 1 and record["epochs_run"] == SETTINGS["epochs"]
+    assert all((out / name).is_file() for name in REPORT_FILES)
+
+
+def test_ctrl_c_stops_parallel_workers_at_once_and_starts_no_queued_run(tmp_path):
+    config_file = tmp_path / "settings.yaml"
+    config_file.write_text(json.dumps({**SETTINGS, "epochs": 30}))
+    out = tmp_path / "cmp"
+    proc, err, seconds = _interrupt(out, config_file, "--seeds=3", "--parallel=2", whole_group=True)
+    assert proc.returncode == 130 and "comparison interrupted" in err.splitlines()[-1], err[-3000:]
+    # The pool once finished the running runs and started the queued one (a worker hit by Ctrl+C takes the next).
+    assert seconds < 30 and not (out / "checkpoints" / "LightGCNBackbone-seed2022").exists()
+    assert not [name for name in REPORT_FILES if (out / name).exists()]
+    deadline = time.monotonic() + 10
+    while True:  # no worker outlives the driver
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "a worker is still running"
+        time.sleep(0.1)

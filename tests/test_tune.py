@@ -181,27 +181,39 @@ def test_failed_trial_is_retried_from_its_checkpoint_and_best_retrained(tmp_path
     assert record["best_epoch"] in (0, 1) and record["test_result"]["recall@20"] > 0.05
 
 
+def _sweep_command(space, runs, *extra):
+    quick = [f"--{k}={v!r}" if isinstance(v, dict) else f"--{k}={v}" for k, v in QUICK.items()]
+    return [PYTHON, str(REPO / "run_hyper.py"), "--model=BPR", "--dataset=ml-100k", f"--space={space}",
+            f"--storage-path={runs}", "--name=exp", "--scheduler=fifo", "--verbose=0", *extra, *quick]
+
+
+def _sweep_status(exp_path):
+    return json.loads((exp_path / "sweep.json").read_text())["status"]
+
+
+FINAL_FILES = ("test_result.json", "best_model.pth", "trials.csv", "trials.md")
+
+
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path, local_ray):
-    # Six short trials run one at a time: after the first finishes, five remain, so the Ctrl+C below lands while
+    # Six short trials run one at a time: after the first finishes, five remain, so the SIGTERM below lands while
     # the sweep is still running even when the first result reaches disk late on a slow machine.
     rates = [0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002]
     space = write_space(tmp_path, {"learning_rate": {"type": "grid", "values": rates}}, {"epochs": 3})
     runs = tmp_path / "runs"
-    quick = [f"--{k}={v!r}" if isinstance(v, dict) else f"--{k}={v}" for k, v in QUICK.items()]
-    cmd = [PYTHON, str(REPO / "run_hyper.py"), "--model=BPR", "--dataset=ml-100k", f"--space={space}",
-           f"--storage-path={runs}", "--name=exp", "--scheduler=fifo", "--max-concurrent=1", "--num-cpus=1",
-           "--verbose=0", *quick]
+    cmd = _sweep_command(space, runs, "--max-concurrent=1", "--num-cpus=1")
     proc = subprocess.Popen(cmd, cwd=tmp_path, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = _wait_for_finished_trial(runs / "exp", proc, timeout=150)
-        proc.send_signal(signal.SIGINT)  # Ctrl+C: Ray Tune saves the experiment state and stops
-        out, _ = proc.communicate(timeout=90)
+        proc.send_signal(signal.SIGTERM)  # stops the sweep as Ctrl+C does: Ray saves the experiment state
+        _, err = proc.communicate(timeout=90)
     finally:
         _kill_group(proc)
-    assert proc.returncode == 3, out[-3000:]  # interrupted: no test evaluation, a resume hint instead
-    assert "resume with --resume --name=exp" in out
-    assert not (runs / "exp" / "test_result.json").exists()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert err.splitlines()[-1] == ("run_hyper.py: error: sweep interrupted, resume with --resume --name=exp "
+                                    f"--storage-path={runs} --num-cpus=1")
+    assert not [name for name in FINAL_FILES if (runs / "exp" / name).exists()]
+    assert _sweep_status(runs / "exp") == "interrupted"
     before = first.read_bytes(), first.stat().st_mtime_ns
 
     result = run_sweep(SweepOptions(resume=True, name="exp", storage_path=str(runs), verbose=0))
@@ -209,6 +221,43 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path, l
     assert (first.read_bytes(), first.stat().st_mtime_ns) == before  # the finished trial was not rerun
     assert all((r.metrics["training_iteration"], r.metrics["epoch"]) == (3, 2) for r in result.result_grid)
     assert (result.experiment_path / "test_result.json").is_file()
+    assert _sweep_status(result.experiment_path) == "finished"
+
+
+def test_ctrl_c_mid_trial_stops_without_a_result_and_resume_finishes(tmp_path):
+    # Every trial is running when Ctrl+C lands (none waits): Ray then marks them all TERMINATED in memory, which
+    # once passed for a finished sweep and tested a half-trained model.
+    space = write_space(tmp_path, {"learning_rate": {"type": "grid", "values": [0.01, 0.005]}}, {"epochs": 6})
+    runs, exp = tmp_path / "runs", tmp_path / "runs" / "exp"
+    proc = subprocess.Popen(_sweep_command(space, runs, "--max-concurrent=2", "--num-cpus=2"), cwd=tmp_path,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 150
+        while not any(f.read_text().strip() for f in exp.glob("*/result.json")):  # a trial has reported
+            assert proc.poll() is None and time.time() < deadline, "the sweep never got going"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        _kill_group(proc)
+    assert proc.returncode == 130, err[-3000:]
+    hint = f"--resume --name=exp --storage-path={runs} --num-cpus=2"
+    assert err.splitlines()[-1] == f"run_hyper.py: error: sweep interrupted, resume with {hint}"
+    assert not [name for name in FINAL_FILES if (exp / name).exists()] and not list(exp.glob("sensitivity_*"))
+    assert _sweep_status(exp) == "interrupted"
+    # Ray's saved state, which --resume continues, has both trials still to run
+    from ray.tune import ExperimentAnalysis
+
+    assert [t.status for t in ExperimentAnalysis(str(exp)).trials] == ["PENDING", "PENDING"]
+
+    done = subprocess.run([PYTHON, str(REPO / "run_hyper.py"), *hint.split(), "--verbose=0"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Best trial" in done.stdout and _sweep_status(exp) == "finished"
+    table = pd.read_csv(exp / "trials.csv")
+    assert set(table["status"]) == {"TERMINATED"} and list(table["evaluations"]) == [6, 6]
+    record = json.loads((exp / "test_result.json").read_text())
+    assert record["best_epoch"] == table.loc[0, "best_epoch"] and record["test_result"]["recall@20"] > 0
 
 
 def _wait_for_finished_trial(exp_path, proc, timeout):

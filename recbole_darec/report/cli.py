@@ -4,11 +4,13 @@ Unknown ``--key=value`` arguments are RecBole config overrides for every run (va
 ``--epochs=5``, ``--learning_rate=1e-3`` and ``--eval_args="{'split': {'RS': [0.8,0.1,0.1]}}"`` work).
 """
 import argparse
+import shlex
 import sys
 
 import yaml
 
 from recbole_darec.report.compare import CompareOptions, run_comparison
+from recbole_darec.report.records import RUNS_FILE
 from recbole_darec.report.stats import TESTS
 from recbole_darec.report.errors import CompareError
 from recbole_darec.report.variants import load_variants
@@ -111,14 +113,17 @@ def options_from_args(argv):
 
 def main(argv=None):
     """Run a comparison; exit status 2 for bad input, 1 when a run failed, 130 when interrupted, 0 otherwise."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    opts = None
     try:
-        opts = options_from_args(sys.argv[1:] if argv is None else argv)
+        opts = options_from_args(argv)
         result = run_comparison(opts)
     except CompareError as err:
         print(f"run_compare.py: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are in runs.jsonl; the same command resumes (the cut-off run after its "
-              "last finished epoch)", file=sys.stderr)
+    except KeyboardInterrupt:  # raised before the report: no table or figure claims the comparison complete
+        done = f" (finished runs are in {opts.out_dir / RUNS_FILE})" if opts else ""
+        print(f"run_compare.py: error: comparison interrupted{done}; the same command continues it, the cut-off "
+              f"run after its last finished epoch: python run_compare.py {shlex.join(argv)}", file=sys.stderr)
         return 130
     return 1 if result["failed"] else 0

@@ -204,8 +204,22 @@ def run_many(specs, on_record, on_error, parallel=1, ray_options=None):
     with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_die_with_parent) as pool:
         futures = {pool.submit(run_one, {**spec, "threads": threads}): spec for spec in specs}
-        for future in as_completed(futures):
-            _deliver(futures[future], future.result, on_record, on_error)
+        try:
+            for future in as_completed(futures):
+                _deliver(futures[future], future.result, on_record, on_error)
+        except KeyboardInterrupt:
+            _stop_pool(pool)
+            raise
+
+
+def _stop_pool(pool):
+    """Ctrl+C: leaving the pool's ``with`` would wait for the running runs and start the queued ones (a worker
+    hit by the same Ctrl+C takes the next run). Cancel the queue and end the workers now; each run's every-epoch
+    checkpoint lets the next invocation continue it."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()
 
 
 def _run_ray(specs, on_record, on_error, address=None, cpus_per_run=1.0, gpus_per_run=0.0):

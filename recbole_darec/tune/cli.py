@@ -1,5 +1,6 @@
 """Command line of ``run_hyper.py``; RecBole-style ``--key=value`` arguments become config overrides."""
 import argparse
+import signal
 import sys
 
 from recbole_darec.tune.runner import FINAL_MODES, SCHEDULERS, SweepError, SweepOptions, run_sweep
@@ -64,11 +65,15 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Run the sweep; configuration mistakes exit with status 2 and one clear line, before Ray starts."""
+    """Run the sweep; configuration mistakes exit with status 2 and one clear line, before Ray starts; an
+    interrupted sweep exits 130 (Ctrl+C) or 143 (SIGTERM) with one line saying how to resume it."""
     opts = parse_args(argv)
     try:
         result = run_sweep(opts)
     except (SweepError, SearchSpaceError) as err:
         print(f"run_hyper.py: error: {err}", file=sys.stderr)
         return 2
-    return 3 if result.interrupted else 0
+    if result.interrupted:  # nothing final was written; sweep.json says "interrupted"
+        print(f"run_hyper.py: error: sweep interrupted, resume with {result.resume_args}", file=sys.stderr)
+        return 128 + (result.stop_signal or signal.SIGINT)  # the shell's code for death by that signal: 130, 143
+    return 0

@@ -17,7 +17,26 @@ def _statuses(grid):
     return ["ERROR" if r.error else "TERMINATED" for r in grid]
 
 
-def trial_table(grid, space, meta, expected=None):
+def unfinished_trials(exp_path, expected=None):
+    """Trials that Ray's saved experiment state (what ``--resume`` continues) does not list as finished.
+
+    On Ctrl+C Ray saves its state with the running trials as PENDING, then marks them TERMINATED in memory only:
+    the ResultGrid that ``fit()`` returns cannot tell an interrupted sweep from a finished one, this state can.
+
+    Returns:
+        list[str]: ``"<trial_id> <status>"`` per unfinished trial, and ``"<n> not started"`` when the search has
+        not yet created ``expected`` trials.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    trials = ExperimentAnalysis(str(exp_path)).trials
+    unfinished = [f"{t.trial_id} {t.status}" for t in trials if t.status not in FINISHED]
+    if expected is not None and len(trials) < expected:
+        unfinished.append(f"{expected - len(trials)} not started")
+    return unfinished
+
+
+def trial_table(grid, space, meta):
     """All trials of a ResultGrid as a DataFrame, best first.
 
     Columns: trial_id, status, the searched parameters, evaluations (reports made), stopped (why a trial made fewer
@@ -25,7 +44,7 @@ def trial_table(grid, space, meta, expected=None):
     other validation metrics at the best epoch.
 
     Returns:
-        tuple: (DataFrame, interrupted) where ``interrupted`` says some trials did not finish.
+        pandas.DataFrame
     """
     rows, statuses = [], _statuses(grid)
     for result, status in zip(grid, statuses):
@@ -46,8 +65,7 @@ def trial_table(grid, space, meta, expected=None):
         table = table.sort_values("best_valid_score", ascending=meta["mode"] == "min", na_position="last")
     table = table.reset_index(drop=True)
     table.attrs["params"] = list(space.params)
-    interrupted = any(s not in FINISHED for s in statuses) or (expected is not None and len(rows) < expected)
-    return table, interrupted
+    return table
 
 
 def _stop_reason(result, metrics, evaluations, max_t, status):

@@ -3,6 +3,9 @@ import dataclasses
 import json
 import math
 import os
+import shlex
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +18,9 @@ from recbole_darec.tune.trainable import FAIL_ONCE_KEY, train_trial
 SCHEDULERS = ("asha", "fifo")
 FINAL_MODES = ("reload", "retrain", "none")
 SWEEP_FILE = "sweep.json"  # the sweep's own settings, so --resume needs only the experiment's name
+# sweep.json's "status": running while a run of run_hyper.py works on it; interrupted (Ctrl+C / SIGTERM, or stopped
+# with trials unfinished: --resume continues it); failed (an error); finished (searched and tested).
+RUNNING, INTERRUPTED, FAILED, FINISHED = "running", "interrupted", "failed", "finished"
 METRIC = "valid_score"  # the config's valid_metric, reported by every trial after each evaluation
 
 
@@ -60,8 +66,10 @@ class SweepResult:
     best_params: dict = None
     best_valid_score: float = None
     test_result: dict = None
-    interrupted: bool = False
+    interrupted: bool = False  # stopped before the search ended or before the test: nothing final was written
     result_grid: object = None
+    stop_signal: int = None  # signal.SIGTERM when a SIGTERM stopped it; otherwise Ctrl+C (SIGINT)
+    resume_args: str = ""  # the flags that continue an interrupted sweep
 
 
 def check_options(opts):
@@ -197,6 +205,7 @@ def run_sweep(opts):
         raise SweepError(f"experiment folder {exp_path} exists: add --resume to continue it, or choose --name")
 
     started_ray = _init_ray(opts)
+    stop, working = _StopSignals(), False  # working: sweep.json says this call runs the sweep
     try:
         settings["gpus_per_trial"] = _resolve_gpus(opts)
         trainable = tune.with_resources(
@@ -206,24 +215,76 @@ def run_sweep(opts):
         if opts.resume:
             tuner = tune.Tuner.restore(str(exp_path), trainable=trainable,
                                        resume_unfinished=True, resume_errored=True)
+            _set_status(exp_path, RUNNING)
         else:
             exp_path.mkdir(parents=True)
             _save_sweep(exp_path, opts, space, settings, meta)
             tuner = _new_tuner(opts, space, meta, trainable)
+        working = True
         grid = tuner.fit()
-        table, interrupted = report.trial_table(grid, space, meta, expected=_expected_trials(opts, space))
+        stop.restore(signal.SIGINT)  # Ray leaves its Ctrl+C handler installed, which would ignore one in the test
+        # On Ctrl+C Ray stops the trials, saves its state and returns from fit() as if done; only the saved state
+        # (what --resume continues) still lists the stopped trials as unfinished.
+        if stop.received or report.unfinished_trials(exp_path, expected=_expected_trials(opts, space)):
+            return _interrupted(opts, exp_path, stop)
+        table = report.trial_table(grid, space, meta)
         report.write_table(table, exp_path)
         report.sensitivity_plots(table, space, meta, exp_path)
-        result = SweepResult(exp_path, table, interrupted=interrupted, result_grid=grid)
-        if interrupted:
-            print(f"Sweep interrupted: resume with --resume --name={opts.name} --storage-path={opts.storage_path}")
-            return result
-        return _finish(result, grid, opts, settings, meta, exp_path)
+        result = _finish(SweepResult(exp_path, table, result_grid=grid), grid, opts, settings, meta, exp_path)
+        _set_status(exp_path, FINISHED)
+        return result
+    except KeyboardInterrupt:  # a second Ctrl+C while Ray saved its state, or one during the test
+        if not (exp_path / SWEEP_FILE).is_file():
+            raise
+        return _interrupted(opts, exp_path, stop)  # nothing final written: --resume searches on, or tests again
+    except Exception:
+        if working:
+            _set_status(exp_path, FAILED)
+        raise
     finally:
+        stop.restore()
         if started_ray:
             import ray
 
             ray.shutdown()
+
+
+class _StopSignals:
+    """While a sweep runs, SIGTERM stops it as Ctrl+C does: Ray Tune's handler (installed during fit()) reacts to
+    SIGINT only, and ray.init()'s SIGTERM handler exits at once, saving nothing."""
+
+    def __init__(self):
+        self.received = None
+        main = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+        self._saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+        if main:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum, frame):
+        self.received = signum
+        handler = signal.getsignal(signal.SIGINT)  # during fit(): Ray's, which stops the trials and saves
+        if not callable(handler):
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    def restore(self, *signums):
+        """Put back the handlers found at the start (all, or those of ``signums``)."""
+        for signum in signums or list(self._saved):
+            if signum in self._saved:
+                handler = self._saved[signum]
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+def _interrupted(opts, exp_path, stop):
+    _set_status(exp_path, INTERRUPTED)
+    flags = [f"--name={opts.name}"]
+    for flag, value, default in (("--storage-path", opts.storage_path, "ray_results"),
+                                 ("--address", opts.address, None), ("--num-cpus", opts.num_cpus, None),
+                                 ("--final", opts.final, "reload")):
+        if value is not None and str(value) != str(default):
+            flags.append(f"{flag}={value}")
+    resume_args = "--resume " + " ".join(shlex.quote(f) for f in flags)
+    return SweepResult(exp_path, None, interrupted=True, stop_signal=stop.received, resume_args=resume_args)
 
 
 def _finish(result, grid, opts, settings, meta, exp_path):
@@ -326,8 +387,20 @@ def _save_sweep(exp_path, opts, space, settings, meta):
     raw = {"space": {n: {k: v for k, v in dataclasses.asdict(p).items() if v is not None and k != "name"}
                      for n, p in space.params.items()},
            "fixed": space.fixed}
-    record = {"options": dataclasses.asdict(opts), "space": raw, "settings": settings, "meta": meta}
-    (exp_path / SWEEP_FILE).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    record = {"options": dataclasses.asdict(opts), "space": raw, "settings": settings, "meta": meta,
+              "status": RUNNING}
+    _write_json(exp_path / SWEEP_FILE, record)
+
+
+def _set_status(exp_path, status):
+    record = json.loads((exp_path / SWEEP_FILE).read_text(encoding="utf-8"))
+    _write_json(exp_path / SWEEP_FILE, {**record, "status": status})
+
+
+def _write_json(path, record):
+    tmp = path.with_name(path.name + ".tmp")  # never a half-written sweep.json, whenever the sweep is stopped
+    tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _load_sweep(opts):
