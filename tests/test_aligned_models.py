@@ -145,9 +145,10 @@ def test_invalid_head_config_names_the_key(quick_config, key, value):
         built("DaRecLightGCN", quick_config, **{key: value})
 
 
+@pytest.mark.needs_data("rlmrec/yelp")
 def test_missing_semantic_embeddings_say_what_to_provide(quick_config):
     # yelp ships without LLM embeddings (RLMRec's ada-002 files are download-only): the run must stop, not train.
-    with pytest.raises(FileNotFoundError, match="convert_rlmrec"):
+    with pytest.raises(FileNotFoundError, match="(?s)no LLM-side representations.*convert_rlmrec"):
         built("DaRecLightGCN", quick_config, dataset="yelp")
 
 

@@ -37,6 +37,7 @@ def test_model_trains_on_ml100k(model, quick_config):
     assert finite_metrics(run_recbole_darec(model, "ml-100k", config_dict=quick_config))
 
 
+@pytest.mark.needs_data("rlmrec/yelp")
 @pytest.mark.parametrize("model", MODELS)
 def test_model_trains_on_yelp_subsample(model, quick_config, yelp_subsample):
     config = Config(model=model, dataset="yelp", config_dict={**quick_config, "data_path": str(yelp_subsample)})
@@ -62,6 +63,7 @@ def test_cli_prints_the_valid_test_table(tmp_path):
     assert list(tmp_path.glob("BPR-*.pth"))  # the best checkpoint is saved
 
 
+@pytest.mark.needs_data("rlmrec/yelp")
 def test_yelp_means_the_rlmrec_split():
     config = Config(model="BPR", dataset="yelp", config_dict={"state": "WARNING"})
     header, *rows = (Path(config["data_path"]) / "yelp.train.inter").read_text().splitlines()

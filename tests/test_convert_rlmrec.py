@@ -10,14 +10,15 @@ import pytest
 import scipy.sparse as sp
 from pathlib import Path
 
+from recbole_darec.data.sources import shared_data_dir
 from recbole_darec.data.safe_pickle import UnsafePickleError, safe_load_pickle
 
 # The package attribute `convert_rlmrec` is shadowed by the submodule of that name: import the module explicitly.
 conv = importlib.import_module("recbole_darec.data.convert_rlmrec")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data" / "rlmrec"
-# users, items, train, valid, test: the table of shared/data/README.md (RLMRec's published statistics).
+SHARED = shared_data_dir() / "rlmrec"
+# users, items, train, valid, test: the table of dataset/README.md (RLMRec's published statistics).
 EXPECTED = {"yelp": ("yelp", 11091, 11010, 166620, 55479, 55436),
             "amazon": ("amazon-book", 11000, 9332, 120464, 40290, 40106)}
 
@@ -41,8 +42,8 @@ def _make_src(folder, n_users=6, n_items=5, seed=0, **extra):
 
 
 # ---------------------------------------------------------------- real data (shared/data/rlmrec)
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"RLMRec splits not found at {SHARED}")
-@pytest.mark.parametrize("src", sorted(EXPECTED))
+@pytest.mark.parametrize("src", [pytest.param(s, marks=pytest.mark.needs_data(f"rlmrec/{s}"))
+                                 for s in sorted(EXPECTED)])
 def test_real_rlmrec_counts_match_readme(src, tmp_path, capsys):
     name, n_users, n_items, *counts = EXPECTED[src]
     out = conv.convert_rlmrec(SHARED / src, name, tmp_path)

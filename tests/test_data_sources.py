@@ -1,6 +1,8 @@
 """Dataset resolution (--data_path, dataset/, original files beside the checkout -> cache) and the UniSRec
 converter, on the real amazon_scientific files and on small generated stand-ins."""
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +14,7 @@ from recbole_darec.data.convert_unisrec import convert_unisrec, read_item_text
 
 REPO = Path(__file__).resolve().parents[1]
 SCIENTIFIC = sources.shared_data_dir() / "amazon_scientific"
-needs_scientific = pytest.mark.skipif(not SCIENTIFIC.is_dir(), reason=f"{SCIENTIFIC} not found")
+needs_scientific = pytest.mark.needs_data("amazon_scientific")
 
 
 def _write_unisrec(folder, sequences, texts):
@@ -134,3 +136,16 @@ def test_cache_survives_a_copied_source_with_new_mtimes(tmp_path, monkeypatch):
         os.utime(f, ns=(f.stat().st_atime_ns + 10**9, f.stat().st_mtime_ns + 10**9))
     assert sources.converted_root("amazon-scientific", src) == root
     assert derived.read_bytes() == b"derived"
+
+
+@pytest.mark.parametrize("ci, outcome", [("", "1 skipped"), ("True", "1 error")])
+def test_a_data_test_without_its_data_skips_with_where_to_get_it_or_errors_under_ci(tmp_path, ci, outcome):
+    """A fresh clone has no shared/data beside it: a test that reads yelp skips and says where to get the split;
+    under CI, where the data is always mounted, the same absence must not pass silently."""
+    env = {**os.environ, "RECBOLE_DAREC_SHARED_DATA": str(tmp_path / "nowhere"), "CI": ci}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                          "tests/test_cli_end_to_end.py::test_yelp_means_the_rlmrec_split"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    log = out.stdout + out.stderr
+    assert out.returncode == (1 if ci else 0), log[-3000:]
+    assert outcome in log and str(tmp_path / "nowhere" / "rlmrec" / "yelp") in log and "HKUDS/RLMRec" in log
