@@ -14,9 +14,12 @@ from recbole_darec.cli_errors import UserError, run_cli
 from recbole_darec.semantic import ensure_semantic_embeddings, generate_profile_texts
 from recbole_darec.semantic import cache
 from recbole_darec.semantic.__main__ import main as semantic_main
+from recbole_darec.data import sources
 from recbole_darec.semantic.files import write_embedding_file
 
 N_ITEMS, N_USERS = 40, 12
+OFFICE = sources.shared_data_dir() / "amazon_office"
+needs_office = pytest.mark.skipif(not OFFICE.is_dir(), reason=f"{OFFICE} not found")
 
 
 class FakeEncoder:
@@ -186,3 +189,13 @@ def test_ml100k_items_under_each_control():
     assert abs(sum(half[i] != real[i] for i in real) - len(real) / 2) <= 0.01 * len(real)
     assert real["1"] == "Toy Story (1995). Genres: Animation, Children's, Comedy." and cut["1"] == "Toy Story"
     assert all(len(cut[i]) < len(real[i]) for i in real)
+
+
+@needs_office
+def test_office_cut_keeps_three_words_of_the_text():
+    config = Config(model="BPR", dataset="amazon-office",
+                    config_dict={"state": "WARNING", "semantic_text_control": "cut"})
+    cut = generate_profile_texts(config, ("item",))[0]["item"]
+    index = dict(line.split("\t") for line in (OFFICE / "Office.item2index").read_text().splitlines())
+    assert cut[index["B00000JBLU"]] == "Texas Instruments TI-1795"  # no title field: the first 3 words
+    assert len(cut) == 2420 and all(len(text.split()) <= 3 for text in cut.values())
