@@ -66,6 +66,7 @@ def check_config(config):
     check_learner(config)
     check_valid_metric(config)
     check_darec_k(config)
+    check_text_control(config)
 
 
 def check_unknown_keys(config):
@@ -149,3 +150,14 @@ def check_darec_k(config):
     if isinstance(batch, int) and not isinstance(batch, bool) and k > 2 * batch:
         raise UserError(f"darec_k={k}: a training batch of train_batch_size={batch} interactions holds at most "
                         f"{2 * batch} distinct users and items, fewer than K; lower darec_k or raise the batch size")
+
+
+def check_text_control(config):
+    """A misspelt text control would otherwise surface only when an aligned run builds its profiles."""
+    from recbole_darec.semantic.text_controls import KEYS, text_control
+
+    try:
+        text_control({key: config[key] for key in KEYS if key in config.final_config_dict})
+    except ValueError as err:
+        key = str(err).partition("=")[0]
+        raise UserError(f"{err} ({_source(config, key)})") from None

@@ -12,7 +12,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # Where each third-party folder comes from (dataset/README.md has the details and the converters).
 DATA_ORIGINS = {"rlmrec": "HKUDS/RLMRec's data/ folders",
-                "amazon_scientific": "RUCAIBox/UniSRec's downstream dataset 'Scientific'"}
+                "amazon_scientific": "RUCAIBox/UniSRec's downstream dataset 'Scientific'",
+                "amazon_office": "ysh-1998/LRD's data/Office (Amazon 2014 Office Products, ReChorus layout)"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before fixtures: a module fixture that loads the data must not run without it

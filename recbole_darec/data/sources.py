@@ -43,6 +43,12 @@ def _convert_unisrec(src, name, out_dir):
     return convert_unisrec(src, name, "Scientific", out_dir, force=True, verbose=False)
 
 
+def _convert_rechorus_office(src, name, out_dir):
+    from recbole_darec.data.convert_rechorus import convert_rechorus
+
+    return convert_rechorus(src, name, out_dir, "Office.text", "Office.item2index", force=True, verbose=False)
+
+
 @dataclass(frozen=True)
 class RawSource:
     """Original files of one dataset: where they sit beside the checkout, how to recognise and convert them."""
@@ -58,10 +64,12 @@ class RawSource:
 RLMREC_FILES = ("trn_mat.pkl", "val_mat.pkl", "tst_mat.pkl")
 UNISREC_SCIENTIFIC_FILES = ("Scientific.train.inter", "Scientific.valid.inter", "Scientific.test.inter",
                             "Scientific.text", "Scientific.item2index")
+RECHORUS_OFFICE_FILES = ("train.csv", "dev.csv", "test.csv", "Office.text", "Office.item2index")
 SOURCES = {
     "yelp": RawSource("rlmrec/yelp", RLMREC_FILES, _convert_rlmrec),
     "amazon-book": RawSource("rlmrec/amazon", RLMREC_FILES, _convert_rlmrec),
     "amazon-scientific": RawSource("amazon_scientific", UNISREC_SCIENTIFIC_FILES, _convert_unisrec),
+    "amazon-office": RawSource("amazon_office", RECHORUS_OFFICE_FILES, _convert_rechorus_office),
 }
 
 

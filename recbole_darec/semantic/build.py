@@ -5,7 +5,8 @@ Per side (user, item), first match wins:
 2. profile texts from ``semantic_<side>_profile_file``, ``<ds>.<side>profile.jsonl`` or RLMRec's
    ``usr_prf.pkl`` / ``itm_prf.pkl`` in the dataset folder;
 3. profile texts generated from the dataset's side information (:mod:`recbole_darec.semantic.profiles`);
-   user profiles use training interactions only (:mod:`recbole_darec.semantic.split`).
+   user profiles use training interactions only (:mod:`recbole_darec.semantic.split`); a text control
+   (``semantic_text_control``, :mod:`recbole_darec.semantic.text_controls`) changes the item fields they use.
 Texts are encoded only when the encoder or the texts changed (manifest ``<ds>.semantic.json``), and not even then
 when the same encoder already encoded the same texts: matrices are kept in ``<ds>.semantic-cache/`` keyed by
 (side, encoder identity, texts digest), at most ``cache.CACHE_KEEP`` per side, so alternating seeds (ml-100k user
@@ -22,8 +23,10 @@ from recbole_darec.semantic import cache, files
 from recbole_darec.semantic.defaults import with_defaults
 from recbole_darec.semantic.encoder import TextEncoder, check_dtype, encoder_identity
 from recbole_darec.semantic.loading import apply_semantic_config
-from recbole_darec.semantic.profiles import TEXT_TYPES, item_texts, profile_settings, read_atomic, user_texts
+from recbole_darec.semantic.profiles import TEXT_TYPES, _text_fields, item_texts, profile_settings, read_atomic, \
+    user_texts
 from recbole_darec.semantic.split import known_tokens, train_fingerprint, training_interactions
+from recbole_darec.semantic.text_controls import apply_text_control, keyed_digest, text_control
 
 RLMREC_PROFILES = {"user": "usr_prf.pkl", "item": "itm_prf.pkl"}
 
@@ -75,7 +78,8 @@ def generate_profile_texts(config, sides=("user", "item"), known=None):
     """Profile texts built from side information: ``({side: {token: text}}, training pairs or None)``.
 
     User texts use the training interactions only (:func:`recbole_darec.semantic.split.training_interactions`);
-    users/items whose text comes out empty are left out (they get no embedding row, mask False).
+    users/items whose text comes out empty are left out (they get no embedding row, mask False). The config's
+    text control (:mod:`recbole_darec.semantic.text_controls`) is applied to the item fields both sides use.
     """
     if not sides:
         return {}, None
@@ -84,9 +88,13 @@ def generate_profile_texts(config, sides=("user", "item"), known=None):
     settings, sep, seq_sep = profile_settings(config), config["field_separator"], config["seq_separator"]
     uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
     item_df, item_types = read_atomic(root / f"{ds}.item", sep) if (root / f"{ds}.item").is_file() else (None, None)
+    item_df, item_template = apply_text_control(text_control(semantic_settings(config)), item_df,
+                                                _text_fields(item_types, iid) if item_df is not None else [],
+                                                item_types, iid, seq_sep)
     out, train = {}, None
     if "item" in sides and item_df is not None:
-        texts = item_texts(item_df, item_types, iid, settings, seq_sep)
+        item_settings = {**settings, "profile_item_template": item_template} if item_template else settings
+        texts = item_texts(item_df, item_types, iid, item_settings, seq_sep)
         out["item"] = {t: s for t, s in texts.items() if t in known["item"] and s}
     if "user" in sides:
         user_df, user_types = read_atomic(root / f"{ds}.user", sep) if (root / f"{ds}.user").is_file() else (None, None)
@@ -151,6 +159,7 @@ def _ensure(config, root, encoder, force):
         check_dtype(opts["semantic_dtype"], device)  # refused before any work, whether or not encoding is due
     mpath = cache.manifest_path(root, ds)
     manifest, known = cache.read_manifest(mpath), known_tokens(config)
+    control = text_control(opts)  # checked before any work
     sources, result, missing, validated = {}, {}, [], False
     for side in ("user", "item"):  # 1. decide and validate, write nothing
         path = root / f"{ds}.{files.EMB_FIELDS[side][0]}"
@@ -173,6 +182,11 @@ def _ensure(config, root, encoder, force):
             missing.append(side)
     if missing:
         raise FileNotFoundError(missing_message(ds, root, missing))
+    for side in ("user", "item") if control is not None else ():
+        if sources.get(side) != "generated":  # a file's texts (or vectors) can't be rebuilt from controlled fields
+            given = sources.get(side) or result[side]["path"]
+            raise ValueError(f"semantic_text_control={control['control']} needs {side} profiles generated from the "
+                             f"dataset's item text, but they come from {given}")
     texts = {s: files.read_profile_file(src, s, known[s]) for s, src in sources.items() if src != "generated"}
     generated, train = generate_profile_texts(config, [s for s, src in sources.items() if src == "generated"], known)
     texts.update(generated)
@@ -181,7 +195,7 @@ def _ensure(config, root, encoder, force):
     todo = {}
     for side, side_texts in texts.items():  # 2. encode what changed (still nothing written)
         path = root / f"{ds}.{files.EMB_FIELDS[side][0]}"
-        digest = cache.text_hash(side_texts)
+        digest = keyed_digest(cache.text_hash(side_texts), control)  # a control's tables never pass for others'
         if not force and cache.is_current(manifest.get(side), path, identity, digest):
             result[side] = {"path": path, "source": manifest[side]["source"], "rebuilt": False,
                             "count": manifest[side]["count"], "dim": manifest[side]["dim"]}
@@ -222,7 +236,8 @@ def _ensure(config, root, encoder, force):
         if not cached:
             cache.store_cached(root, ds, side, identity, digest, tokens, matrix, keys=keys)
         manifest[side] = {"source": str(sources[side]), "encoder": identity, "text_hash": digest,
-                          "dim": int(matrix.shape[1]), "count": len(tokens), **cache.file_stamp(path)}
+                          "dim": int(matrix.shape[1]), "count": len(tokens), **cache.file_stamp(path),
+                          **({"text_control": control} if control is not None else {})}
         if sources[side] == "generated":
             files.write_profile_file(root / f"{ds}.generated.{side}profile.jsonl", texts[side])
             if side == "user":
