@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_output import result_table
+
 REPO = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(REPO / "run_recbole_darec.py"), "--dataset=ml-100k", "--eval_step=1",
        "--embedding_size=16", "--train_batch_size=4096", "--eval_batch_size=409600", "--stopping_step=10",
@@ -56,16 +58,6 @@ def _killed_run(folder, *extra):
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
 
 
-def _table(stdout):
-    """The closing valid/test table: {metric: (valid, test)}."""
-    rows = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and "@" in parts[0]:
-            rows[parts[0]] = (float(parts[1]), float(parts[2]))
-    return rows
-
-
 def _last(folder):
     (path,) = (folder / "saved").glob("*.last.pth")
     return torch.load(path, weights_only=True)
@@ -90,14 +82,14 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path, data_path, mo
     assert again["train_loss"] == straight["train_loss"]  # bit for bit, epochs 3-5 recomputed after the kill
     assert again["valid_history"] == straight["valid_history"]
     assert again["best_valid_result"] == straight["best_valid_result"]
-    table = _table(resumed)
-    assert table and table == _table(reference)
+    table = result_table(resumed)
+    assert table and table == result_table(reference)
     assert "nan" not in resumed.lower().split("test result")[-1] and "best valid : None" not in resumed
 
     # A finished run resumed: nothing is trained again, the same table comes out.
     (done,) = [p for p in (tmp_path / "straight" / "saved").glob("*.pth") if not p.name.endswith(".last.pth")]
     again_done = _run(tmp_path / "straight", *args, f"--resume_from={done}")
-    assert "training [" not in again_done and _table(again_done) == _table(reference)
+    assert "training [" not in again_done and result_table(again_done) == result_table(reference)
 
 
 def test_checkpoint_of_another_seed_or_dataset_is_refused(tmp_path):

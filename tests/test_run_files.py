@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_output import result_table
+
 REPO = Path(__file__).resolve().parents[1]
 COMMON = ["--model=LightGCNBackbone", "--dataset=ml-100k", "--embedding_size=16", "--train_batch_size=4096",
           "--eval_batch_size=409600", "--eval_step=1", "--state=INFO", "--show_progress=False"]
@@ -41,16 +43,6 @@ def _env():
 def _cli(*args, frozen=False):
     script = [sys.executable, "-c", FROZEN_CLOCK] if frozen else [sys.executable]
     return script + [str(REPO / "run_recbole_darec.py"), *COMMON, *args]
-
-
-def _table(stdout):
-    """The closing valid/test table: {metric: (valid, test)}."""
-    rows = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and "@" in parts[0]:
-            rows[parts[0]] = (float(parts[1]), float(parts[2]))
-    return rows
 
 
 def _tree(folder):
@@ -85,7 +77,7 @@ def test_two_runs_started_in_the_same_second_each_test_their_own_weights(tmp_pat
         config, model, _, _, _, test_data = load_data_and_model(str(tmp_path / path))
         trainer = get_plugin_trainer(config)(config, model)
         result = trainer.evaluate(test_data, load_best_model=False)
-        reported = {metric: test for metric, (_, test) in _table(outs[name]).items()}
+        reported = {metric: test for metric, (_, test) in result_table(outs[name]).items()}
         assert reported and all(abs(result[metric] - value) < 1e-4 for metric, value in reported.items())
 
 

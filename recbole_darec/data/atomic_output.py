@@ -54,6 +54,14 @@ def atomic_dataset_folder(out_dir, dataset_name, force):
             shutil.rmtree(old, ignore_errors=True)
 
 
+def write_split_inters(folder, dataset_name, splits):
+    """``<name>.<split>.inter`` per split (RecBole's benchmark files) from ``{split: [(user, item, time), ...]}``."""
+    for split, rows in splits.items():
+        with open(Path(folder) / f"{dataset_name}.{split}.inter", "w", encoding="utf-8") as fh:
+            fh.write("user_id:token\titem_id:token\ttimestamp:float\n")
+            fh.writelines(f"{user}\t{item}\t{time}\n" for user, item, time in rows)
+
+
 def converter_main(argv, prog, description, src_help, name_help, convert, extra_args=()):
     """The command line of a converter: ``SRC_DIR DATASET_NAME [extra] [--out-dir DIR] [--force]``.
 

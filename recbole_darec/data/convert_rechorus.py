@@ -21,7 +21,8 @@ items of the interactions only, into a temporary folder renamed into place last:
 """
 from pathlib import Path
 
-from recbole_darec.data.atomic_output import atomic_dataset_folder, checked_target, converter_main
+from recbole_darec.data.atomic_output import atomic_dataset_folder, checked_target, converter_main, \
+    write_split_inters
 
 __all__ = ["convert_rechorus", "read_split", "main"]
 
@@ -141,10 +142,7 @@ def convert_rechorus(src_dir, dataset_name, out_dir="dataset", text=None, item2i
             raise ValueError(f"{text_path}: no text for item_id {missing[0]} ({len(missing)} items missing)")
 
     with atomic_dataset_folder(out_dir, dataset_name, force) as tmp:
-        for split, rows in pairs.items():
-            with open(tmp / f"{dataset_name}.{split}.inter", "w", encoding="utf-8") as fh:
-                fh.write("user_id:token\titem_id:token\ttimestamp:float\n")
-                fh.writelines(f"{user}\t{item}\t{time}\n" for user, item, time in rows)
+        write_split_inters(tmp, dataset_name, pairs)
         if texts is not None:
             with open(tmp / f"{dataset_name}.item", "w", encoding="utf-8") as fh:
                 fh.write("item_id:token\ttext:token\n")

@@ -20,7 +20,8 @@ renamed into place last: a failure leaves nothing behind.
 """
 from pathlib import Path
 
-from recbole_darec.data.atomic_output import atomic_dataset_folder, checked_target, converter_main
+from recbole_darec.data.atomic_output import atomic_dataset_folder, checked_target, converter_main, \
+    write_split_inters
 
 __all__ = ["convert_unisrec", "read_sequences", "main"]
 
@@ -130,10 +131,7 @@ def convert_unisrec(src_dir, dataset_name, prefix="Scientific", out_dir="dataset
         raise ValueError(f"{src / f'{prefix}.text'}: no text for item index {missing[0]} ({len(missing)} missing)")
 
     with atomic_dataset_folder(out_dir, dataset_name, force) as tmp:
-        for split, rows in pairs.items():
-            with open(tmp / f"{dataset_name}.{split}.inter", "w", encoding="utf-8") as fh:
-                fh.write("user_id:token\titem_id:token\ttimestamp:float\n")
-                fh.writelines(f"{user}\t{item}\t{position}\n" for user, item, position in rows)
+        write_split_inters(tmp, dataset_name, pairs)
         with open(tmp / f"{dataset_name}.item", "w", encoding="utf-8") as fh:
             fh.write("item_id:token\ttitle:token\ttext:token\n")
             fh.writelines(f"{item}\t{_clean(title)}\t{_clean(text)}\n"
