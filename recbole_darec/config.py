@@ -98,6 +98,10 @@ class Config(RecBoleConfig):
             dataset = self.external_config_dict.get("dataset")
             if dataset is None:
                 raise KeyError("dataset must be given: --dataset=NAME, a config file, or config_dict['dataset']")
+        if isinstance(dataset, str) and any(sep and sep in dataset for sep in (os.sep, os.altsep)):
+            folder = Path(dataset)  # RecBole names files <data_path>/<dataset>/<dataset>.inter: a name, not a path
+            raise UserError(f"dataset '{dataset}' is a path, not a dataset name: give the folder's name and its parent "
+                            f"folder, --dataset={folder.name} --data_path={folder.parent}")
         return model, model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):

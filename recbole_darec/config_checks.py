@@ -12,6 +12,14 @@ from recbole_darec.cli_errors import UserError
 from recbole_darec.config_keys import ESCAPE_KEY, did_you_mean, unknown_keys
 
 
+def yaml_problem(err):
+    """`` line N: not valid YAML (problem)`` for a PyYAML error, one line (PyYAML's own message spans 5-7)."""
+    where = getattr(err, "problem_mark", None)
+    line = f" line {where.line + 1}" if where is not None else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{line}: not valid YAML ({problem})"
+
+
 def read_config_file(path, loader=yaml.FullLoader):
     """One config file as a dict ({} when empty); a missing, broken or non-mapping file is a UserError naming it.
 
@@ -24,10 +32,7 @@ def read_config_file(path, loader=yaml.FullLoader):
         with open(path, encoding="utf-8") as fh:
             loaded = yaml.load(fh.read(), Loader=loader)
     except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"config file {path}{line}: not valid YAML ({problem}); fix the file") from None
+        raise UserError(f"config file {path}{yaml_problem(err)}; fix the file") from None
     if loaded is None:
         return {}  # an empty file sets nothing, as in RecBole
     if not isinstance(loaded, dict):
@@ -63,6 +68,7 @@ def check_config(config):
     check_unknown_keys(config)
     check_value_types(config)
     check_epochs(config)
+    check_ranges(config)
     check_learner(config)
     check_valid_metric(config)
     check_darec_k(config)
@@ -108,6 +114,31 @@ def check_epochs(config):
     """``epochs < 1`` would save an untrained model and report its test metrics."""
     if _int_value(config, "epochs") < 1:
         raise UserError(f"epochs={config['epochs']} ({_source(config, 'epochs')}): must be >= 1")
+
+
+POSITIVE_KEYS = ("train_batch_size", "eval_batch_size", "embedding_size", "semantic_batch_size")
+NON_NEGATIVE_KEYS = ("learning_rate", "weight_decay")
+SEED_LIMIT = 2 ** 32  # numpy's legacy seeding (RecBole's init_seed) takes [0, 2**32)
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_ranges(config):
+    """Values RecBole and torch take without a check: a batch size of 0 loops forever in RecBole's data loader, a
+    negative learning rate or weight decay and a seed outside numpy's range end in tracebacks after the data load."""
+    for key in POSITIVE_KEYS:
+        value = config.final_config_dict.get(key)
+        if _number(value) and not value > 0:
+            raise UserError(f"{key}={value} ({_source(config, key)}): must be > 0")
+    for key in NON_NEGATIVE_KEYS:
+        value = config.final_config_dict.get(key)
+        if _number(value) and not value >= 0:  # NaN fails too
+            raise UserError(f"{key}={value} ({_source(config, key)}): must be >= 0")
+    seed = _int_value(config, "seed")
+    if not 0 <= seed < SEED_LIMIT:
+        raise UserError(f"seed={seed} ({_source(config, 'seed')}): must be in [0, 2**32 - 1]")
 
 
 LEARNERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")  # RecBole's Trainer._build_optimizer

@@ -12,9 +12,10 @@ from recbole.utils import get_environment, init_logger, set_color
 from recbole_darec.checkpoints import check_belongs, load_checkpoint, resume_source
 from recbole_darec.config import Config
 from recbole_darec.data.atomic_check import check_atomic_headers
-from recbole_darec.failed_run import discard_outputs_on_user_error
+from recbole_darec.failed_run import LOG_ROOT, TENSORBOARD_ROOT, discard_outputs_on_user_error
 from recbole_darec.single_run import reload, run_once
 from recbole_darec.text_tables import format_result_table
+from recbole_darec.writable import check_writable
 
 
 def run_recbole_darec(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True,
@@ -49,7 +50,12 @@ def run_recbole_darec(model=None, dataset=None, config_file_list=None, config_di
 
 
 def preflight(config):
-    """Checks that need no dataset load: the dataset's atomic-file headers and the checkpoint to resume from."""
+    """Checks that need no dataset load: the folders the run writes (RecBole's cwd-relative log/ and
+    log_tensorboard/, checkpoint_dir), the dataset's atomic-file headers and the checkpoint to resume from."""
+    here = "RecBole writes it in the working folder: run from a writable folder"
+    check_writable(LOG_ROOT, "log folder", here)
+    check_writable(TENSORBOARD_ROOT, "TensorBoard folder", here)
+    check_writable(config["checkpoint_dir"], "checkpoint_dir", "set --checkpoint_dir to a writable folder")
     check_atomic_headers(config)
     if config["resume_from"]:
         path = resume_source(str(config["resume_from"]))
