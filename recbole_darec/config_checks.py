@@ -180,3 +180,60 @@ def check_darec_k(config):
     if isinstance(batch, int) and not isinstance(batch, bool) and k > 2 * batch:
         raise UserError(f"darec_k={k}: a training batch of train_batch_size={batch} interactions holds at most "
                         f"{2 * batch} distinct users and items, fewer than K; lower darec_k or raise the batch size")
+
+
+# --- Checks that need the loaded dataset's counts: made by single_run.build before the model is allocated. -------
+
+OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sparse_adam": 2, "rmsprop": 1, "adagrad": 1, "sgd": 0}
+
+
+def check_with_dataset(config, dataset):
+    """Refusals that need the number of users and items (``dataset``: RecBole's, ids counted with [PAD])."""
+    check_table_memory(config, dataset)
+    check_darec_k_per_batch(config, dataset)
+
+
+def available_memory(device):
+    """(bytes free for new tensors on ``device``, its name): CUDA's free memory, else the host's available RAM."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0], f"GPU {device}"
+    import psutil
+
+    return psutil.virtual_memory().available, "available RAM"
+
+
+def check_table_memory(config, dataset):
+    """The user and item embedding tables, their gradients and the optimizer's state must fit the device: a huge
+    ``embedding_size`` otherwise asks the allocator for hundreds of GB (a traceback) or swaps the host to a halt."""
+    d = config.final_config_dict.get("embedding_size")
+    if not _number(d) or d <= 0:
+        return
+    copies = 2 + OPTIMIZER_STATES.get(str(config["learner"]).lower(), 2)  # weights, gradients, optimizer state
+    rows = dataset.user_num + dataset.item_num
+    need = rows * int(d) * 4 * copies
+    free, where = available_memory(config["device"])
+    if need > free:
+        raise UserError(f"embedding_size={d} ({_source(config, 'embedding_size')}): the embedding tables need "
+                        f"{need / 1e9:.1f} GB ({rows} users and items x {d} x 4 bytes x {copies}: weights, gradients "
+                        f"and {config['learner']}'s state) but the {where} is {free / 1e9:.1f} GB; lower embedding_size")
+
+
+def check_darec_k_per_batch(config, dataset):
+    """DaRec's K against the distinct nodes a batch of this dataset can hold: Ω is at most min(N̂, users in a batch
+    + items in a batch), each at most ``train_batch_size`` and at most the dataset's count. A larger K skips the
+    local term on every batch (K-means needs K distinct rows), i.e. trains a whole run without it."""
+    if config.final_config_dict.get("darec_k") is None:
+        return
+    k, batch, cap = config["darec_k"], config["train_batch_size"], config["darec_sample_size"]
+    users, items = dataset.user_num - 1, dataset.item_num - 1  # without [PAD]
+    most = min(batch, users) + min(batch, items)
+    if cap is not None:
+        most = min(most, cap)
+    if k > most:
+        raise UserError(f"darec_k={k} ({_source(config, 'darec_k')}): a training batch holds at most {most} distinct "
+                        f"users and items here (train_batch_size={batch}, {users} users, {items} items, "
+                        f"darec_sample_size={cap}), fewer than K, so the local alignment would be 0 on every batch; "
+                        f"use darec_k <= {most}")

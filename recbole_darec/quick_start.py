@@ -11,6 +11,7 @@ from recbole.utils import get_environment, init_logger, set_color
 
 from recbole_darec.checkpoints import check_belongs, load_checkpoint, resume_source
 from recbole_darec.config import Config
+from recbole_darec.console import FILE_ONLY, console_held_until_built
 from recbole_darec.data.atomic_check import check_atomic_headers
 from recbole_darec.failed_run import LOG_ROOT, TENSORBOARD_ROOT, discard_outputs_on_user_error
 from recbole_darec.single_run import reload, run_once
@@ -38,10 +39,16 @@ def run_recbole_darec(model=None, dataset=None, config_file_list=None, config_di
     with discard_outputs_on_user_error(config) as run:  # the rest (bad data files, ...) leaves nothing either
         init_logger(config)
         logger = getLogger()
-        logger.info(sys.argv)
-        logger.info(config)
-        _, result, _ = run_once(config, saved=saved, verbose=True, epoch_callback=epoch_callback,
-                                before_fit=lambda trainer: setattr(run, "trainer", trainer))
+        with console_held_until_built() as release_console:  # a check on the loaded data ends in one line
+            logger.info(sys.argv, extra=FILE_ONLY)
+            logger.info(config, extra=FILE_ONLY)  # the config dump: the log file only
+
+            def before_fit(trainer):
+                run.trainer = trainer
+                release_console()
+
+            _, result, _ = run_once(config, saved=saved, verbose=True, epoch_callback=epoch_callback,
+                                    before_fit=before_fit)
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {result['best_valid_result']}")
     logger.info(set_color("test result", "yellow") + f": {result['test_result']}")

@@ -13,6 +13,7 @@ from recbole.utils import init_seed
 from recbole_darec.checkpoints import check_belongs, config_from_checkpoint, load_checkpoint, load_weights, \
     split_fingerprint
 from recbole_darec.cli_errors import UserError
+from recbole_darec.config_checks import check_with_dataset
 from recbole_darec.data.atomic_check import check_atomic_headers, load_dataset
 from recbole_darec.data.protocol import data_preparation
 from recbole_darec.dataset_lock import folder_lock
@@ -50,8 +51,32 @@ def config_errors_are_user_errors():
         raise UserError(str(err)) from err
 
 
-def build(config):
-    """Seeded dataset, dataloaders, model and trainer for a config (a :class:`Built`)."""
+class _NoTensorBoard:
+    """Stands in for RecBole's SummaryWriter: every call does nothing."""
+
+    log_dir = None
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+@contextlib.contextmanager
+def _without_tensorboard():
+    """RecBole's Trainer opens a SummaryWriter under the working folder's log_tensorboard/ when it is constructed
+    (``recbole.trainer.trainer.get_tensorboard``); a trainer rebuilt to evaluate a checkpoint writes no events."""
+    import recbole.trainer.trainer as recbole_trainer
+
+    original = recbole_trainer.get_tensorboard
+    recbole_trainer.get_tensorboard = lambda logger: _NoTensorBoard()
+    try:
+        yield
+    finally:
+        recbole_trainer.get_tensorboard = original
+
+
+def build(config, tensorboard=True):
+    """Seeded dataset, dataloaders, model and trainer for a config (a :class:`Built`); ``tensorboard=False``: the
+    trainer writes no TensorBoard events (nothing in the caller's working folder)."""
     init_seed(config["seed"], config["reproducibility"])
     model_class = config.model_class
     prepare = getattr(model_class, "prepare_data", None)
@@ -63,9 +88,11 @@ def build(config):
         dataset = load_dataset(config)
         with config_errors_are_user_errors():
             train_data, valid_data, test_data = data_preparation(config, dataset)
+            check_with_dataset(config, dataset)  # the counts are known, nothing is allocated yet
             init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
             model = model_class(config, train_data.dataset).to(config["device"])  # reads the manifest (split check)
-    trainer = get_plugin_trainer(config)(config, model)
+    with contextlib.nullcontext() if tensorboard else _without_tensorboard():
+        trainer = get_plugin_trainer(config)(config, model)
     trainer.split_fingerprint = split_fingerprint(train_data, valid_data, test_data)
     return Built(dataset, (train_data, valid_data, test_data), model, trainer)
 
@@ -112,13 +139,14 @@ def reload(model_file, overrides=None):
 
     The checkpoint is read with torch's safe loader; the config is rebuilt from the stored overrides as typed
     values (never evaluated) plus ``overrides``, and the split rebuilt from them must be the one the checkpoint was
-    trained on. The rebuilt trainer writes into the checkpoint's own folder (no new saved/ where this is called).
+    trained on. The rebuilt trainer writes into the checkpoint's own folder (no new saved/ where this is called)
+    and opens no TensorBoard writer (no log_tensorboard/ there either).
     """
     checkpoint = load_checkpoint(model_file)
     extra = {"checkpoint_dir": str(Path(model_file).resolve().parent), **(overrides or {})}
     config = config_from_checkpoint(checkpoint, extra, model_file)
     check_atomic_headers(config)
-    built = build(config)
+    built = build(config, tensorboard=False)
     check_belongs(checkpoint, config, built.trainer.split_fingerprint, model_file)
     load_weights(built.model, checkpoint, model_file)
     return checkpoint, config, built
