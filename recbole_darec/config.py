@@ -109,7 +109,7 @@ class Config(RecBoleConfig):
         files = [PROPERTIES_DIR / "overall.yaml"]
         # The generic DaRec model composes a zoo model named by `backbone`: that model's defaults come first.
         backbone = self.external_config_dict.get("backbone")
-        if backbone:
+        if isinstance(backbone, str) and backbone.isidentifier():  # else refused by check_backbone, unread
             files += [RECBOLE_PROPERTIES_DIR / "model" / f"{backbone}.yaml", PROPERTIES_DIR / "model" / f"{backbone}.yaml"]
         # Base classes first (LightGCNBackbone, DaRecMixin, ...), so a composed model inherits its parts' defaults.
         files += [PROPERTIES_DIR / "model" / f"{klass.__name__}.yaml" for klass in reversed(model_class.__mro__)]

@@ -72,6 +72,7 @@ def check_config(config):
     check_learner(config)
     check_valid_metric(config)
     check_darec_k(config)
+    check_backbone(config)
 
 
 def check_unknown_keys(config):
@@ -162,6 +163,24 @@ def check_valid_metric(config):
         choices = [f"{m}@{t}" for m in metrics for t in topk] if topk else metrics
         raise UserError(f"valid_metric={metric} ({_source(config, 'valid_metric')}) is not among the evaluated "
                         f"metrics: use one of {', '.join(choices)} (or add it to metrics/topk)")
+
+
+def check_backbone(config):
+    """The generic ``DaRec`` composes the zoo model named by ``backbone``; the model would only look it up after the
+    data load and the profile encoding."""
+    from recbole_darec.model import get_model
+    from recbole_darec.model.composed.zoo import ZooBackbone
+
+    if not issubclass(config.model_class, ZooBackbone):
+        return
+    name = config["backbone"]
+    if not name:
+        raise UserError(f"model {config['model']} composes the zoo model named by config key 'backbone': set "
+                        "--backbone=NAME, a model with forward() -> (user_e, item_e), e.g. LightGCN")
+    try:
+        get_model(name)
+    except UserError as err:  # a name neither the plugin nor RecBole knows
+        raise UserError(f"backbone={name} ({_source(config, 'backbone')}): {err}") from None
 
 
 def check_darec_k(config):
