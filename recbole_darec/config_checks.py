@@ -237,7 +237,8 @@ def check_table_memory(config, dataset):
     if need > free:
         raise UserError(f"embedding_size={d} ({_source(config, 'embedding_size')}): the embedding tables need "
                         f"{need / 1e9:.1f} GB ({rows} users and items x {d} x 4 bytes x {copies}: weights, gradients "
-                        f"and {config['learner']}'s state) but the {where} is {free / 1e9:.1f} GB; lower embedding_size")
+                        f"and {config['learner']}'s state) but the {where} is {free / 1e9:.1f} GB; "
+                        "lower embedding_size")
 
 
 def check_darec_k_per_batch(config, dataset):
