@@ -105,6 +105,10 @@ class Config(RecBoleConfig):
             dataset = self.external_config_dict.get("dataset")
             if dataset is None:
                 raise KeyError("dataset must be given: --dataset=NAME, a config file, or config_dict['dataset']")
+        if isinstance(dataset, str) and any(sep and sep in dataset for sep in (os.sep, os.altsep)):
+            folder = Path(dataset)  # RecBole names files <data_path>/<dataset>/<dataset>.inter: a name, not a path
+            raise UserError(f"dataset '{dataset}' is a path, not a dataset name: give the folder's name and its parent "
+                            f"folder, --dataset={folder.name} --data_path={folder.parent}")
         return model, model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):
@@ -112,7 +116,7 @@ class Config(RecBoleConfig):
         files = [PROPERTIES_DIR / "overall.yaml"]
         # The generic DaRec model composes a zoo model named by `backbone`: that model's defaults come first.
         backbone = self.external_config_dict.get("backbone")
-        if backbone:
+        if isinstance(backbone, str) and backbone.isidentifier():  # else refused by check_backbone, unread
             files += [RECBOLE_PROPERTIES_DIR / "model" / f"{backbone}.yaml", PROPERTIES_DIR / "model" / f"{backbone}.yaml"]
         # Base classes first (LightGCNBackbone, DaRecMixin, ...), so a composed model inherits its parts' defaults.
         files += [PROPERTIES_DIR / "model" / f"{klass.__name__}.yaml" for klass in reversed(model_class.__mro__)]

@@ -12,6 +12,14 @@ from recbole_darec.cli_errors import UserError
 from recbole_darec.config_keys import ESCAPE_KEY, did_you_mean, unknown_keys
 
 
+def yaml_problem(err):
+    """`` line N: not valid YAML (problem)`` for a PyYAML error, one line (PyYAML's own message spans 5-7)."""
+    where = getattr(err, "problem_mark", None)
+    line = f" line {where.line + 1}" if where is not None else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{line}: not valid YAML ({problem})"
+
+
 def read_config_file(path, loader=yaml.FullLoader):
     """One config file as a dict ({} when empty); a missing, broken or non-mapping file is a UserError naming it.
 
@@ -24,10 +32,7 @@ def read_config_file(path, loader=yaml.FullLoader):
         with open(path, encoding="utf-8") as fh:
             loaded = yaml.load(fh.read(), Loader=loader)
     except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"config file {path}{line}: not valid YAML ({problem}); fix the file") from None
+        raise UserError(f"config file {path}{yaml_problem(err)}; fix the file") from None
     if loaded is None:
         return {}  # an empty file sets nothing, as in RecBole
     if not isinstance(loaded, dict):
@@ -63,10 +68,12 @@ def check_config(config):
     check_unknown_keys(config)
     check_value_types(config)
     check_epochs(config)
+    check_ranges(config)
     check_learner(config)
     check_valid_metric(config)
     check_darec_k(config)
     check_text_control(config)
+    check_backbone(config)
 
 
 def check_unknown_keys(config):
@@ -111,6 +118,31 @@ def check_epochs(config):
         raise UserError(f"epochs={config['epochs']} ({_source(config, 'epochs')}): must be >= 1")
 
 
+POSITIVE_KEYS = ("train_batch_size", "eval_batch_size", "embedding_size", "semantic_batch_size")
+NON_NEGATIVE_KEYS = ("learning_rate", "weight_decay")
+SEED_LIMIT = 2 ** 32  # numpy's legacy seeding (RecBole's init_seed) takes [0, 2**32)
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_ranges(config):
+    """Values RecBole and torch take without a check: a batch size of 0 loops forever in RecBole's data loader, a
+    negative learning rate or weight decay and a seed outside numpy's range end in tracebacks after the data load."""
+    for key in POSITIVE_KEYS:
+        value = config.final_config_dict.get(key)
+        if _number(value) and not value > 0:
+            raise UserError(f"{key}={value} ({_source(config, key)}): must be > 0")
+    for key in NON_NEGATIVE_KEYS:
+        value = config.final_config_dict.get(key)
+        if _number(value) and not value >= 0:  # NaN fails too
+            raise UserError(f"{key}={value} ({_source(config, key)}): must be >= 0")
+    seed = _int_value(config, "seed")
+    if not 0 <= seed < SEED_LIMIT:
+        raise UserError(f"seed={seed} ({_source(config, 'seed')}): must be in [0, 2**32 - 1]")
+
+
 LEARNERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")  # RecBole's Trainer._build_optimizer
 
 
@@ -132,6 +164,24 @@ def check_valid_metric(config):
         choices = [f"{m}@{t}" for m in metrics for t in topk] if topk else metrics
         raise UserError(f"valid_metric={metric} ({_source(config, 'valid_metric')}) is not among the evaluated "
                         f"metrics: use one of {', '.join(choices)} (or add it to metrics/topk)")
+
+
+def check_backbone(config):
+    """The generic ``DaRec`` composes the zoo model named by ``backbone``; the model would only look it up after the
+    data load and the profile encoding."""
+    from recbole_darec.model import get_model
+    from recbole_darec.model.composed.zoo import ZooBackbone
+
+    if not issubclass(config.model_class, ZooBackbone):
+        return
+    name = config["backbone"]
+    if not name:
+        raise UserError(f"model {config['model']} composes the zoo model named by config key 'backbone': set "
+                        "--backbone=NAME, a model with forward() -> (user_e, item_e), e.g. LightGCN")
+    try:
+        get_model(name)
+    except UserError as err:  # a name neither the plugin nor RecBole knows
+        raise UserError(f"backbone={name} ({_source(config, 'backbone')}): {err}") from None
 
 
 def check_darec_k(config):
@@ -161,3 +211,61 @@ def check_text_control(config):
     except ValueError as err:
         key = str(err).partition("=")[0]
         raise UserError(f"{err} ({_source(config, key)})") from None
+
+
+# --- Checks that need the loaded dataset's counts: made by single_run.build before the model is allocated. -------
+
+OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sparse_adam": 2, "rmsprop": 1, "adagrad": 1, "sgd": 0}
+
+
+def check_with_dataset(config, dataset):
+    """Refusals that need the number of users and items (``dataset``: RecBole's, ids counted with [PAD])."""
+    check_table_memory(config, dataset)
+    check_darec_k_per_batch(config, dataset)
+
+
+def available_memory(device):
+    """(bytes free for new tensors on ``device``, its name): CUDA's free memory, else the host's available RAM."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0], f"GPU {device}"
+    import psutil
+
+    return psutil.virtual_memory().available, "available RAM"
+
+
+def check_table_memory(config, dataset):
+    """The user and item embedding tables, their gradients and the optimizer's state must fit the device: a huge
+    ``embedding_size`` otherwise asks the allocator for hundreds of GB (a traceback) or swaps the host to a halt."""
+    d = config.final_config_dict.get("embedding_size")
+    if not _number(d) or d <= 0:
+        return
+    copies = 2 + OPTIMIZER_STATES.get(str(config["learner"]).lower(), 2)  # weights, gradients, optimizer state
+    rows = dataset.user_num + dataset.item_num
+    need = rows * int(d) * 4 * copies
+    free, where = available_memory(config["device"])
+    if need > free:
+        raise UserError(f"embedding_size={d} ({_source(config, 'embedding_size')}): the embedding tables need "
+                        f"{need / 1e9:.1f} GB ({rows} users and items x {d} x 4 bytes x {copies}: weights, gradients "
+                        f"and {config['learner']}'s state) but the {where} is {free / 1e9:.1f} GB; "
+                        "lower embedding_size")
+
+
+def check_darec_k_per_batch(config, dataset):
+    """DaRec's K against the distinct nodes a batch of this dataset can hold: Ω is at most min(N̂, users in a batch
+    + items in a batch), each at most ``train_batch_size`` and at most the dataset's count. A larger K skips the
+    local term on every batch (K-means needs K distinct rows), i.e. trains a whole run without it."""
+    if config.final_config_dict.get("darec_k") is None:
+        return
+    k, batch, cap = config["darec_k"], config["train_batch_size"], config["darec_sample_size"]
+    users, items = dataset.user_num - 1, dataset.item_num - 1  # without [PAD]
+    most = min(batch, users) + min(batch, items)
+    if cap is not None:
+        most = min(most, cap)
+    if k > most:
+        raise UserError(f"darec_k={k} ({_source(config, 'darec_k')}): a training batch holds at most {most} distinct "
+                        f"users and items here (train_batch_size={batch}, {users} users, {items} items, "
+                        f"darec_sample_size={cap}), fewer than K, so the local alignment would be 0 on every batch; "
+                        f"use darec_k <= {most}")

@@ -11,10 +11,12 @@ from recbole.utils import get_environment, init_logger, set_color
 
 from recbole_darec.checkpoints import check_belongs, check_same_settings, load_checkpoint, resume_source
 from recbole_darec.config import Config
+from recbole_darec.console import FILE_ONLY, console_held_until_built
 from recbole_darec.data.atomic_check import check_atomic_headers
-from recbole_darec.failed_run import discard_outputs_on_user_error
+from recbole_darec.failed_run import LOG_ROOT, TENSORBOARD_ROOT, discard_outputs_on_user_error
 from recbole_darec.single_run import reload, run_once
 from recbole_darec.text_tables import format_result_table
+from recbole_darec.writable import check_writable
 
 
 def run_recbole_darec(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True,
@@ -37,10 +39,16 @@ def run_recbole_darec(model=None, dataset=None, config_file_list=None, config_di
     with discard_outputs_on_user_error(config) as run:  # the rest (bad data files, ...) leaves nothing either
         init_logger(config)
         logger = getLogger()
-        logger.info(sys.argv)
-        logger.info(config)
-        _, result, _ = run_once(config, saved=saved, verbose=True, epoch_callback=epoch_callback,
-                                before_fit=lambda trainer: setattr(run, "trainer", trainer))
+        with console_held_until_built() as release_console:  # a check on the loaded data ends in one line
+            logger.info(sys.argv, extra=FILE_ONLY)
+            logger.info(config, extra=FILE_ONLY)  # the config dump: the log file only
+
+            def before_fit(trainer):
+                run.trainer = trainer
+                release_console()
+
+            _, result, _ = run_once(config, saved=saved, verbose=True, epoch_callback=epoch_callback,
+                                    before_fit=before_fit)
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {result['best_valid_result']}")
     logger.info(set_color("test result", "yellow") + f": {result['test_result']}")
@@ -49,7 +57,12 @@ def run_recbole_darec(model=None, dataset=None, config_file_list=None, config_di
 
 
 def preflight(config):
-    """Checks that need no dataset load: the dataset's atomic-file headers and the checkpoint to resume from."""
+    """Checks that need no dataset load: the folders the run writes (RecBole's cwd-relative log/ and
+    log_tensorboard/, checkpoint_dir), the dataset's atomic-file headers and the checkpoint to resume from."""
+    here = "RecBole writes it in the working folder: run from a writable folder"
+    check_writable(LOG_ROOT, "log folder", here)
+    check_writable(TENSORBOARD_ROOT, "TensorBoard folder", here)
+    check_writable(config["checkpoint_dir"], "checkpoint_dir", "set --checkpoint_dir to a writable folder")
     check_atomic_headers(config)
     if config["resume_from"]:
         path = resume_source(str(config["resume_from"]))

@@ -13,6 +13,7 @@ from recbole.utils import init_seed
 from recbole_darec.checkpoints import check_belongs, config_from_checkpoint, load_checkpoint, load_weights, \
     split_fingerprint
 from recbole_darec.cli_errors import UserError
+from recbole_darec.config_checks import check_with_dataset
 from recbole_darec.data.atomic_check import check_atomic_headers, load_dataset
 from recbole_darec.data.protocol import data_preparation
 from recbole_darec.dataset_lock import folder_lock
@@ -63,6 +64,7 @@ def build(config):
         dataset = load_dataset(config)
         with config_errors_are_user_errors():
             train_data, valid_data, test_data = data_preparation(config, dataset)
+            check_with_dataset(config, dataset)  # the counts are known, nothing is allocated yet
             init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
             model = model_class(config, train_data.dataset).to(config["device"])  # reads the manifest (split check)
     trainer = get_plugin_trainer(config)(config, model)
@@ -112,7 +114,8 @@ def reload(model_file, overrides=None):
 
     The checkpoint is read with torch's safe loader; the config is rebuilt from the stored overrides as typed
     values (never evaluated) plus ``overrides``, and the split rebuilt from them must be the one the checkpoint was
-    trained on. The rebuilt trainer writes into the checkpoint's own folder (no new saved/ where this is called).
+    trained on. The rebuilt trainer writes into the checkpoint's own folder (no new saved/ where this is called)
+    and, as it trains nothing, writes no TensorBoard events (its writer is made at the first event: ``compat``).
     """
     checkpoint = load_checkpoint(model_file)
     extra = {"checkpoint_dir": str(Path(model_file).resolve().parent), **(overrides or {})}

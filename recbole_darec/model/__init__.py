@@ -21,8 +21,11 @@ def get_model(name):
     """Return the model class called ``name``: plugin first, then RecBole's zoo.
 
     Raises:
-        ValueError: naming ``name`` and listing the plugin's models when neither knows it.
+        ValueError: naming ``name`` and listing the plugin's models when neither knows it, or when ``name`` is no
+            Python name at all (a path, a dotted name): it is looked up as a module name.
     """
+    if not isinstance(name, str) or not name.isidentifier():
+        _unknown(name, " (a model is named by letters, digits and _, not a path or a module)")
     try:
         module = importlib.import_module(f"{_PLUGIN_PACKAGE}.{name.lower()}")
     except ModuleNotFoundError as err:
@@ -36,9 +39,13 @@ def get_model(name):
     except (ValueError, ImportError):
         # RecBole's search imports its exlib package (lightgbm, xgboost) for any name it has not found yet: a
         # missing optional package there says nothing about the name, so it is not reported.
-        from recbole_darec.cli_errors import UserError
+        _unknown(name)
 
-        raise UserError(
-            f"unknown model '{name}': plugin models are {', '.join(plugin_model_names())}; "
-            f"RecBole's zoo (e.g. BPR, LightGCN, SGL, NCL, NGCF) is searched as well"
-        ) from None
+
+def _unknown(name, why=""):
+    from recbole_darec.cli_errors import UserError
+
+    raise UserError(
+        f"unknown model '{name}'{why}: plugin models are {', '.join(plugin_model_names())}; "
+        f"RecBole's zoo (e.g. BPR, LightGCN, SGL, NCL, NGCF) is searched as well"
+    ) from None

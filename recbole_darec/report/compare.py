@@ -22,6 +22,7 @@ from recbole_darec.report.tables import write_tables
 from recbole_darec.report.errors import CompareError
 from recbole_darec.report.validate import validate
 from recbole_darec.report.variants import resolve
+from recbole_darec.writable import check_writable
 
 
 @dataclass
@@ -102,6 +103,7 @@ def plan(opts, existing):
 def run_comparison(opts, log=print):
     """Validate, run what is missing, write the report. Returns a dict with the paths, counts and wall time."""
     started = time.perf_counter()
+    check_writable(opts.out_dir, "--out", "use another --out", error=CompareError)  # tables, records, checkpoints
     runs_file = opts.out_dir / rec.RUNS_FILE
     stored = opts.out_dir / "compare.json"
     if opts.report_only and not opts.variants and stored.is_file():  # rows of a variants comparison

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from recbole_darec.config_checks import yaml_problem
 from recbole_darec.report.errors import CompareError
 
 LABEL = re.compile(r"^[A-Za-z0-9_.+=-]+$")  # used in file names and comma-separated --models
@@ -37,7 +38,7 @@ def load_variants(path):
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise CompareError(f"{path}: not valid YAML: {err}") from None
+        raise CompareError(f"{path}{yaml_problem(err)}") from None
     if not isinstance(data, dict) or not data:
         raise CompareError(f"{path}: expected a mapping 'label: {{model: ..., key: value}}', got {type(data).__name__}")
     variants = {}

@@ -15,6 +15,7 @@ holds are encoded (a few changed or new profiles cost a few encodings). Everythi
 anything is written; each file is replaced atomically.
 """
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,11 @@ from recbole_darec.semantic.profiles import TEXT_TYPES, _text_fields, item_texts
     user_texts
 from recbole_darec.semantic.split import known_tokens, train_fingerprint, training_interactions
 from recbole_darec.semantic.text_controls import apply_text_control, keyed_digest, text_control
+from recbole_darec.writable import check_writable
 
 RLMREC_PROFILES = {"user": "usr_prf.pkl", "item": "itm_prf.pkl"}
+WRITE_HINT = ("{ds}'s embedding files and semantic.json are written there: make it writable, or copy the dataset "
+              "to a writable folder and pass data_path")
 
 
 def semantic_settings(config):
@@ -192,14 +196,21 @@ def _ensure(config, root, encoder, force):
     texts.update(generated)
     identity = encoder.identity if encoder is not None else encoder_identity(
         opts["semantic_encoder"], opts["semantic_max_length"], opts["semantic_dtype"])
-    todo = {}
+    todo, split_moved = {}, False
     for side, side_texts in texts.items():  # 2. encode what changed (still nothing written)
         path = root / f"{ds}.{files.EMB_FIELDS[side][0]}"
         digest = keyed_digest(cache.text_hash(side_texts), control)  # a control's tables never pass for others'
         if not force and cache.is_current(manifest.get(side), path, identity, digest):
             result[side] = {"path": path, "source": manifest[side]["source"], "rebuilt": False,
                             "count": manifest[side]["count"], "dim": manifest[side]["dim"]}
+            if side == "user" and sources[side] == "generated":
+                # Today's split gives the very texts on file (profiles without history, or an unchanged one): they
+                # are this split's profiles, and the manifest says so (the model's split check compares with it).
+                split = {"train_fingerprint": train_fingerprint(train), "train_count": len(train)}
+                split_moved = any(manifest[side].get(k) != v for k, v in split.items())
+                manifest[side].update(split)
             continue
+        check_writable(root, "dataset folder", WRITE_HINT.format(ds=ds))  # before minutes of encoding
         if not side_texts:
             raise ValueError(f"no {side} profile could be built for dataset '{ds}' (all texts empty)")
         tokens = sorted(side_texts)
@@ -243,6 +254,9 @@ def _ensure(config, root, encoder, force):
             if side == "user":
                 manifest[side].update(train_fingerprint=train_fingerprint(train), train_count=len(train))
         cache.write_manifest(mpath, manifest)
-    if validated and not todo:
-        cache.write_manifest(mpath, manifest)  # remember validated provided files
+    if split_moved and not todo:
+        check_writable(root, "dataset folder", WRITE_HINT.format(ds=ds))
+        cache.write_manifest(mpath, manifest)
+    elif validated and not todo and os.access(root, os.W_OK):
+        cache.write_manifest(mpath, manifest)  # remember validated provided files (a read-only folder: next time)
     return result

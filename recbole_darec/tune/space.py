@@ -24,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from recbole_darec.config_checks import yaml_problem
+
 PARAM_TYPES = {
     # type: (required keys, optional keys)
     "choice": ({"values"}, set()),
@@ -156,7 +158,7 @@ def load_space(path, search="random"):
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
     except yaml.YAMLError as err:
-        raise SearchSpaceError(f"{path}: not valid YAML: {err}") from None
+        raise SearchSpaceError(f"{path}{yaml_problem(err)}") from None
     return parse_space(data, search=search, source=str(path))
 
 
