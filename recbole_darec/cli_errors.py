@@ -18,16 +18,13 @@ class UserError(ValueError):
 
 
 def user_error_types():
-    """Exception types that are always the user's input (the plugin's own, and errors of other CLIs' layers)."""
-    from recbole_darec.report.errors import CompareError
-    from recbole_darec.tune.runner import SweepError
-    from recbole_darec.tune.space import SearchSpaceError
-
+    """Exception types that are always the user's input: :class:`UserError` (every plugin layer's own error types
+    derive from it, so this ground floor imports nothing above it) and errors of other libraries' layers."""
     import yaml
 
     # FileNotFoundError: a missing dataset, config or checkpoint file (its message names the path); YAMLError: a
     # YAML file read from an open file (its message names the file and line).
-    return (UserError, FileNotFoundError, yaml.YAMLError, CompareError, SweepError, SearchSpaceError)
+    return (UserError, FileNotFoundError, yaml.YAMLError)
 
 
 def pop_debug_flag(argv):

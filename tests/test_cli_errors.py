@@ -220,3 +220,20 @@ def test_debug_shows_the_traceback(workdir):
                                env={**env, "RECBOLE_DAREC_DEBUG": "1"})
     assert "Traceback" in env_debug.stderr
     assert not list(Path.cwd().iterdir())  # nothing written
+
+
+def test_every_cli_error_type_is_a_user_error_and_the_handler_imports_nothing_above_it():
+    """The CLIs' one error handler stands at the ground floor: the layers' own error types derive from UserError,
+    so cli_errors.py needs no import of the layers above it (it used to import three of them, closing a circle)."""
+    import ast
+
+    from recbole_darec.cli_errors import UserError
+    from recbole_darec.report.errors import CompareError
+    from recbole_darec.tune.runner import SweepError
+    from recbole_darec.tune.space import SearchSpaceError
+
+    assert all(issubclass(kind, UserError) for kind in (CompareError, SweepError, SearchSpaceError))
+    tree = ast.parse((REPO / "recbole_darec" / "cli_errors.py").read_text())
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [name for name in imported if name and name.startswith("recbole_darec")]

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recbole_darec.cli_errors import UserError
 from recbole_darec.config import isolated_config
 from recbole_darec.config_keys import ESCAPE_KEY, allowed_extra_keys, undefined_keys
 from recbole_darec.tune.space import SEARCH_MODES, SearchSpaceError, load_space, parse_space
@@ -24,7 +25,7 @@ RUNNING, INTERRUPTED, FAILED, FINISHED = "running", "interrupted", "failed", "fi
 METRIC = "valid_score"  # the config's valid_metric, reported by every trial after each evaluation
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """An option or setting that makes the sweep impossible; raised before Ray starts."""
 
 

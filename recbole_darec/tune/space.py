@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from recbole_darec.cli_errors import UserError
 from recbole_darec.config_checks import yaml_problem
 
 PARAM_TYPES = {
@@ -41,7 +42,7 @@ RESERVED_KEYS = {"model", "dataset", "checkpoint_dir", "gpu_id", "data_path", "r
 MAX_GRID_INTS = 64  # a randint enumerated for grid search beyond this is almost surely a mistake
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(UserError):
     """A search-space file or spec that cannot be searched; the message names the file and parameter."""
 
 
