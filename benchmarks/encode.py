@@ -31,7 +31,7 @@ import transformers
 from common import environment_header, sync
 
 from recbole_darec.config import isolated_config  # leaves this script's own argv alone
-from recbole_darec.config import DATASET_DIR
+from recbole_darec.paths import DATASET_DIR
 from recbole_darec.semantic import TextEncoder, ensure_semantic_embeddings, generate_profile_texts
 from recbole_darec.semantic.encoder import _OneDNNLinear
 from recbole_darec.semantic.files import read_embedding_file

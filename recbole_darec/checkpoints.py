@@ -83,14 +83,6 @@ def stored_overrides(checkpoint, path="checkpoint"):
     return {str(k): v for k, v in overrides.items() if k not in _NOT_RESTORED}
 
 
-def config_from_checkpoint(checkpoint, extra=None, path="checkpoint"):
-    """The Config of a checkpoint's run (plus ``extra`` overrides); stored strings are never evaluated."""
-    from recbole_darec.config import TypedValues, isolated_config
-
-    return isolated_config(checkpoint["model"], checkpoint["dataset"],
-                           config_dict=TypedValues({**stored_overrides(checkpoint, path), **(extra or {})}))
-
-
 def split_fingerprint(train_data, valid_data, test_data):
     """sha256 (16 hex digits) over the user and item ids of the three splits, in order."""
     digest = hashlib.sha256()

@@ -9,19 +9,16 @@ import os
 import sys
 from pathlib import Path
 
-import recbole
 from recbole.config import Config as RecBoleConfig
 
-from recbole_darec.data.sources import DATASET_DIR, locate
+from recbole_darec.data.sources import locate
+from recbole_darec.checkpoints import stored_overrides
 from recbole_darec.cli_errors import UserError
 from recbole_darec.config_checks import check_config, load_config_files
 from recbole_darec.model import get_model
+from recbole_darec.paths import DATASET_CONFIG_DIR, DATASET_DIR, PROPERTIES_DIR, RECBOLE_PROPERTIES_DIR
 from recbole_darec.run_id import new_run_id
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROPERTIES_DIR = PROJECT_ROOT / "properties"
-DATASET_CONFIG_DIR = PROJECT_ROOT / "dataset_configs"
-RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
 
 
 @contextlib.contextmanager
@@ -53,6 +50,12 @@ def isolated_config(model, dataset, config_file_list=None, config_dict=None):
     config_dict = copy.copy(config_dict)  # shallow and type-keeping: TypedValues stays TypedValues
     with recbole_environment():
         return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+
+
+def config_from_checkpoint(checkpoint, extra=None, path="checkpoint"):
+    """The Config of a checkpoint's run (plus ``extra`` overrides); stored strings are never evaluated."""
+    return isolated_config(checkpoint["model"], checkpoint["dataset"],
+                           config_dict=TypedValues({**stored_overrides(checkpoint, path), **(extra or {})}))
 
 
 def available_datasets():

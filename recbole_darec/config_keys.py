@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from recbole_darec import paths
+
 ESCAPE_KEY = "allow_unknown_keys"
 
 # Read by RecBole 1.2.1's code with no YAML default (its sequential/context models, distributed training and the
@@ -63,25 +65,22 @@ def _yaml_keys(folder, recursive=False):
 def _static_known_keys(plugin_files_stamp):
     import recbole.utils.argument_list as argument_list
 
-    from recbole_darec.config import DATASET_CONFIG_DIR, PROPERTIES_DIR, RECBOLE_PROPERTIES_DIR
     from recbole_darec.model.composed.darec import HEAD_KEYS, STUDY_KEYS
     from recbole_darec.tune.trainable import FAIL_ONCE_KEY
 
     keys = set(RECBOLE_CODE_KEYS) | PLUGIN_CODE_KEYS | {FAIL_ONCE_KEY}
-    keys |= _yaml_keys(RECBOLE_PROPERTIES_DIR, recursive=True)
+    keys |= _yaml_keys(paths.RECBOLE_PROPERTIES_DIR, recursive=True)
     for name in dir(argument_list):
         if isinstance(getattr(argument_list, name), list):
             keys.update(getattr(argument_list, name))
-    keys |= _yaml_keys(PROPERTIES_DIR, recursive=True) | _yaml_keys(DATASET_CONFIG_DIR)
+    keys |= _yaml_keys(paths.PROPERTIES_DIR, recursive=True) | _yaml_keys(paths.DATASET_CONFIG_DIR)
     keys |= set(HEAD_KEYS.values()) | set(STUDY_KEYS.values())
     return frozenset(keys)
 
 
 def known_keys():
     """Every config key some YAML or the code defines (re-read when a plugin YAML file is added or changed)."""
-    from recbole_darec.config import DATASET_CONFIG_DIR, PROPERTIES_DIR
-
-    stamp = tuple((str(p), p.stat().st_mtime_ns) for folder in (PROPERTIES_DIR, DATASET_CONFIG_DIR)
+    stamp = tuple((str(p), p.stat().st_mtime_ns) for folder in (paths.PROPERTIES_DIR, paths.DATASET_CONFIG_DIR)
                   for p in sorted(Path(folder).glob("**/*.yaml")))
     return _static_known_keys(stamp)
 

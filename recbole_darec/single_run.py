@@ -10,9 +10,9 @@ from pathlib import Path
 
 from recbole.utils import init_seed
 
-from recbole_darec.checkpoints import check_belongs, config_from_checkpoint, load_checkpoint, load_weights, \
-    split_fingerprint
+from recbole_darec.checkpoints import check_belongs, load_checkpoint, load_weights, split_fingerprint
 from recbole_darec.cli_errors import UserError
+from recbole_darec.config import config_from_checkpoint
 from recbole_darec.config_checks import check_with_dataset
 from recbole_darec.data.atomic_check import check_atomic_headers, load_dataset
 from recbole_darec.data.protocol import data_preparation

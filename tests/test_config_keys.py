@@ -47,13 +47,13 @@ def test_escape_hatch_lets_user_keys_through():
 
 
 def test_new_yaml_keys_are_picked_up(tmp_path, monkeypatch):
-    import recbole_darec.config as config_module
+    import recbole_darec.paths as paths
 
     folder = tmp_path / "dataset_configs"
     folder.mkdir()
     (folder / "extra.yaml").write_text("brand_new_key: 1\n", encoding="utf-8")
     assert "brand_new_key" not in known_keys()
-    monkeypatch.setattr(config_module, "DATASET_CONFIG_DIR", folder)
+    monkeypatch.setattr(paths, "DATASET_CONFIG_DIR", folder)
     assert "brand_new_key" in known_keys()
 
 

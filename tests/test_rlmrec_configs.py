@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recbole_darec.config import PROPERTIES_DIR, RECBOLE_PROPERTIES_DIR
+from recbole_darec.paths import PROPERTIES_DIR, RECBOLE_PROPERTIES_DIR
 from recbole_darec.model import get_model
 
 from data_fixtures import write_random_inter

@@ -18,7 +18,7 @@ import torch
 from recbole.model.general_recommender import BPR
 
 from recbole_darec import Config
-from recbole_darec.config import DATASET_DIR
+from recbole_darec.paths import DATASET_DIR
 from recbole_darec.semantic import (TextEncoder, default_encoder_path, ensure_semantic_embeddings,
                                     generate_profile_texts, register_semantic_buffers)
 from recbole_darec.cli_errors import run_cli

@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recbole_darec.dataset_lock import folder_lock
+from recbole_darec.paths import CACHE_DIR, DATASET_DIR, PROJECT_ROOT  # module names: tests point them elsewhere
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DATASET_DIR = PROJECT_ROOT / "dataset"
-CACHE_DIR = PROJECT_ROOT / ".cache" / "datasets"
 STAMP = ".source.json"
 
 

@@ -43,7 +43,8 @@ def check_models(models):
 
 def dataset_choices(data_path=None):
     """Datasets with a plugin config (dataset_configs/) or a folder of atomic files in the data path."""
-    from recbole_darec.config import DATASET_DIR, available_datasets
+    from recbole_darec.config import available_datasets
+    from recbole_darec.paths import DATASET_DIR
 
     root = Path(data_path) if data_path else DATASET_DIR
     folders = [p.name for p in root.glob("*") if p.is_dir() and any(p.glob(f"{p.name}*.inter"))]

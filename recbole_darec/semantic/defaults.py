@@ -8,11 +8,11 @@ import functools
 
 import yaml
 
+from recbole_darec.paths import PROPERTIES_DIR
+
 
 @functools.lru_cache(maxsize=None)
 def _yaml_defaults():
-    from recbole_darec.config import PROPERTIES_DIR
-
     return yaml.safe_load((PROPERTIES_DIR / "model" / "SemanticMixin.yaml").read_text(encoding="utf-8"))
 
 
