@@ -66,9 +66,8 @@ def _static_known_keys(plugin_files_stamp):
     import recbole.utils.argument_list as argument_list
 
     from recbole_darec.model.composed.darec import HEAD_KEYS, STUDY_KEYS
-    from recbole_darec.tune.trainable import FAIL_ONCE_KEY
 
-    keys = set(RECBOLE_CODE_KEYS) | PLUGIN_CODE_KEYS | {FAIL_ONCE_KEY}
+    keys = set(RECBOLE_CODE_KEYS) | PLUGIN_CODE_KEYS
     keys |= _yaml_keys(paths.RECBOLE_PROPERTIES_DIR, recursive=True)
     for name in dir(argument_list):
         if isinstance(getattr(argument_list, name), list):

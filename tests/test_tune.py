@@ -52,9 +52,18 @@ def trial_rows(exp_path):
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    """One private 2-CPU Ray for the in-process sweeps of this module."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+def ray_faults(tmp_path_factory):
+    """The folder through which a test arms a fault in Ray's workers (tests/ray_faults.py)."""
+    return tmp_path_factory.mktemp("ray-faults")
+
+
+@pytest.fixture(scope="module")
+def local_ray(ray_faults):
+    """One private 2-CPU Ray for the in-process sweeps of this module; its workers load tests/ray_faults.py."""
+    path = os.pathsep.join(p for p in (str(REPO / "tests"), os.environ.get("PYTHONPATH")) if p)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"worker_process_setup_hook": "ray_faults.install",
+                          "env_vars": {"PYTHONPATH": path, "RECBOLE_DAREC_TEST_FAULTS": str(ray_faults)}})
     yield
     ray.shutdown()
 
@@ -161,12 +170,15 @@ def test_asha_stops_a_trial_that_cannot_learn(tmp_path, local_ray):
     assert table.loc[1e-7, "evaluations"] < table["evaluations"].max()
 
 
-def test_failed_trial_is_retried_from_its_checkpoint_and_best_retrained(tmp_path, local_ray):
-    marker = tmp_path / "failed-once"
+def test_failed_trial_is_retried_from_its_checkpoint_and_best_retrained(tmp_path, local_ray, ray_faults):
     opts = sweep_options(tmp_path, {"learning_rate": {"type": "grid", "values": [0.01]}},
-                         {"epochs": 2, "tune_fail_once": str(marker)}, max_failures=1, final="retrain")
-    result = run_sweep(opts)
-    assert marker.exists()  # the first attempt did fail
+                         {"epochs": 2}, max_failures=1, final="retrain")
+    (ray_faults / "armed").touch()  # the trial's first report raises once (tests/ray_faults.py)
+    try:
+        result = run_sweep(opts)
+    finally:
+        (ray_faults / "armed").unlink()
+    assert (ray_faults / "failed").exists()  # the first attempt did fail
     assert list(result.table["status"]) == ["TERMINATED"] and result.table.loc[0, "evaluations"] == 2
     (last,) = [r.metrics for r in result.result_grid]
     # The retry resumed from the checkpoint of epoch 0 (starting over would have made a third report).

@@ -5,7 +5,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from recbole_darec.tune.trainable import BEST_FILE, FAIL_ONCE_KEY
+from recbole_darec.tune.trainable import BEST_FILE
 
 TEST_FILE = "test_result.json"
 MODEL_FILE = "best_model.pth"
@@ -57,7 +57,6 @@ def _evaluate_best(best, settings, params, exp_path, mode):
     else:
         config_dict = {**settings["config_dict"], **params, "gpu_id": gpu_id,
                        "checkpoint_dir": str(exp_path / "retrain")}
-        config_dict.pop(FAIL_ONCE_KEY, None)
         trainer, result, _ = run_once(isolated_config(settings["model"], settings["dataset"], config_dict=config_dict))
         shutil.copy2(trainer.saved_model_file, model_file)
         best_epoch = load_checkpoint(model_file)["epoch"]

@@ -14,7 +14,7 @@ from recbole_darec.cli_errors import UserError
 from recbole_darec.config import isolated_config
 from recbole_darec.config_keys import ESCAPE_KEY, allowed_extra_keys, undefined_keys
 from recbole_darec.tune.space import SEARCH_MODES, SearchSpaceError, load_space, parse_space
-from recbole_darec.tune.trainable import FAIL_ONCE_KEY, train_trial
+from recbole_darec.tune.trainable import train_trial
 
 SCHEDULERS = ("asha", "fifo")
 FINAL_MODES = ("reload", "retrain", "none")
@@ -124,7 +124,7 @@ def prepare(opts):
     probe = _config(opts.model, opts.dataset, opts.overrides or {}, opts.config_files)
     file_dict = dict(probe.file_config_dict) if opts.config_files else {}
     base = {**file_dict, **space.fixed, **(opts.overrides or {})}
-    searched = [k for k in list(space.params) + list(space.fixed) if k != FAIL_ONCE_KEY]
+    searched = list(space.params) + list(space.fixed)
     unknown, detail = undefined_keys(searched, probe)
     if unknown and opts.allow_unknown_params:  # the Config's own unknown-key check must let them through too
         if allowed_extra_keys(base) is not None:  # None: the user already allows every key

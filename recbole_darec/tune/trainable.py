@@ -11,9 +11,6 @@ import shutil
 import warnings
 from pathlib import Path
 
-# Fault injection for checking retries: a trial whose config holds this key (a file path) raises once, right
-# after its first report, when that file does not exist yet (it creates the file first, so the retry succeeds).
-FAIL_ONCE_KEY = "tune_fail_once"
 LATEST_FILE = "latest.pth"
 BEST_FILE = "best.pth"
 BEST_KEY = "tune_best"  # in latest.pth: epoch and valid metrics of the trial's best evaluation
@@ -39,7 +36,6 @@ def train_trial(params, settings):
     torch.set_num_threads(max(1, int(settings.get("cpus_per_trial") or 1)))
     params = dict(params)
     config_dict = {**settings["config_dict"], **params}
-    fail_marker = config_dict.pop(FAIL_ONCE_KEY, None)
     # Ray runs each trial in its own working directory; the trial id keeps folders apart even when it does not
     # (RAY_CHDIR_TO_TRIAL_DIR=0). Files from an earlier attempt are dropped: Ray's checkpoint is the truth.
     checkpoint_dir = Path.cwd() / "checkpoints" / tune.get_context().get_trial_id()
@@ -52,7 +48,7 @@ def train_trial(params, settings):
         gpu_id=os.environ.get("CUDA_VISIBLE_DEVICES", "") if settings.get("gpus_per_trial") else "",
     )
     config = isolated_config(settings["model"], settings["dataset"], config_dict=config_dict)
-    reporter = _Reporter(checkpoint_dir, fail_marker)
+    reporter = _Reporter(checkpoint_dir)
 
     def resume_from_ray(trainer):  # a retried or resumed trial: continue after its last evaluation
         checkpoint = tune.get_checkpoint()
@@ -78,9 +74,8 @@ def _quiet_worker():
 class _Reporter:
     """Trainer epoch callback: save checkpoints, then report the validation metrics to Ray."""
 
-    def __init__(self, checkpoint_dir, fail_marker=None):
+    def __init__(self, checkpoint_dir):
         self.checkpoint_dir = Path(checkpoint_dir)
-        self.fail_marker = fail_marker
         self.best = {}  # epoch and valid metrics of the best evaluation so far (kept in latest.pth for resumes)
 
     def __call__(self, trainer, epoch_idx, valid_score, valid_result):
@@ -124,6 +119,3 @@ class _Reporter:
             **{f"valid_{name}": float(value) for name, value in valid_result.items()},
         }
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(self.checkpoint_dir)))
-        if self.fail_marker and not os.path.exists(self.fail_marker):
-            Path(self.fail_marker).touch()
-            raise RuntimeError(f"injected failure ({FAIL_ONCE_KEY}={self.fail_marker}); the retry will pass")
