@@ -51,6 +51,8 @@ def main(argv=None):
         if value is not None:
             overrides[key] = value
 
+    # Upward on purpose: this is a command (python -m recbole_darec.semantic), which builds a run's Config and takes
+    # the dataset folder's lock as a run does; the package it sits in stays below both.
     from recbole_darec.config import isolated_config
     from recbole_darec.data.atomic_check import check_atomic_headers
     from recbole_darec.single_run import dataset_build_lock
