@@ -74,6 +74,7 @@ def check_config(config):
     check_darec_k(config)
     check_text_control(config)
     check_backbone(config)
+    check_model_settings(config)
 
 
 def check_unknown_keys(config):
@@ -269,3 +270,17 @@ def check_darec_k_per_batch(config, dataset):
                         f"users and items here (train_batch_size={batch}, {users} users, {items} items, "
                         f"darec_sample_size={cap}), fewer than K, so the local alignment would be 0 on every batch; "
                         f"use darec_k <= {most}")
+
+
+def check_model_settings(config):
+    """The model's own settings that need no data (an aligned head's keys, its schedule; ``check_config`` of the
+    model class), refused before anything is loaded or written instead of after the data load."""
+    check = getattr(config.model_class, "check_config", None)
+    if check is None:
+        return
+    try:
+        check(config)
+    except ValueError as err:
+        if isinstance(err, UserError):
+            raise
+        raise UserError(str(err)) from None

@@ -1,4 +1,5 @@
 """Unknown config keys are refused with a suggestion; every key a shipped YAML uses is known."""
+import re
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,26 @@ def test_batch_with_fewer_nodes_than_k_warns_once_with_the_numbers(caplog):
     assert float(out["darec_local"]) == 0.0
     warnings = [r.getMessage() for r in caplog.records if "local alignment skipped" in r.getMessage()]
     assert len(warnings) == 1 and "K=4" in warnings[0] and "3 rows" in warnings[0]
+
+
+@pytest.mark.parametrize("model, overrides, culprit", [
+    ("DaRecLightGCN", {"darec_lambda": -1}, "darec_lambda=-1"),
+    ("DaRecLightGCN", {"head_interval": 0}, "head_interval=0"),
+    ("DaRecLightGCN", {"darec_score_with": "both"}, "darec_score_with='both'"),
+    ("DaRecSGL", {"darec_global_mode": "l2"}, "darec_global_mode='l2'"),
+    ("RLMRecConLightGCN", {"kd_tau": 0}, "kd_tau=0"),
+    ("RLMRecGenLightGCN", {"mask_ratio": 1.5}, "mask_ratio=1.5"),
+])
+def test_head_settings_are_refused_by_the_config_before_any_data_is_loaded(model, overrides, culprit):
+    """The heads' own checks run when the Config is made (the head is built on the meta device), not after the
+    dataset is loaded and the LLM-side tables are encoded."""
+    with pytest.raises(UserError, match=re.escape(culprit)):
+        Config(model, "ml-100k", config_dict=overrides)
+
+
+def test_the_head_probe_allocates_nothing_and_draws_no_random_number():
+    import torch
+
+    state = torch.get_rng_state()
+    Config("DaRecLightGCN", "ml-100k", config_dict={"embedding_size": 100000})  # a real 100000^2 projector: 40 GB
+    assert torch.equal(state, torch.get_rng_state())

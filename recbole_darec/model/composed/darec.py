@@ -35,6 +35,12 @@ STUDY_KEYS = {
 SCORE_MODES = ("backbone", "shared_specific")
 
 
+def check_score_with(value):
+    if value not in SCORE_MODES:
+        raise ValueError(f"config darec_score_with={value!r}: must be one of {SCORE_MODES}")
+    return value
+
+
 class DaRecMixin(SemanticMixin):
     """Composes :class:`DaRecHead` with the backbone it is mixed into (listed after it in the bases)."""
 
@@ -44,18 +50,22 @@ class DaRecMixin(SemanticMixin):
     study_class = DaRecStudyModes
     study_keys = STUDY_KEYS
 
+    @classmethod
+    def head_extras(cls, config):
+        return {"study": build_with_config_keys(DaRecStudyModes, config, cls.study_keys)}
+
+    @classmethod
+    def check_config(cls, config):
+        check_score_with(config["darec_score_with"])
+        super().check_config(config)
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         # parameters
-        self.score_with = config["darec_score_with"]  # default: properties/model/DaRecMixin.yaml
-        if self.score_with not in SCORE_MODES:
-            raise ValueError(f"config darec_score_with={self.score_with!r}: must be one of {SCORE_MODES}")
+        self.score_with = check_score_with(config["darec_score_with"])  # default: properties/model/DaRecMixin.yaml
         self._ranking_loss = None  # set per step only for structure_grad_scale: relative (see backbone_loss)
         # layers
-        study = build_with_config_keys(DaRecStudyModes, config, self.study_keys)
-        head_factory = lambda **kw: DaRecHead(  # noqa: E731
-            d_cf=self.embedding_size, d_llm=self.semantic_dim, study=study, **kw)
-        self.head = build_with_config_keys(head_factory, config, self.head_keys)
+        self.head = self.build_head(config, self.embedding_size, self.semantic_dim)
         self.head.cf_specific_read = self.score_with == "shared_specific"
         if self.head.needs_degree:  # training degree per user / item (non-persistent: derived from the data)
             inter = dataset.inter_feat

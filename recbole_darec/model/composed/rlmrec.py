@@ -10,7 +10,7 @@ WWW 2024): the comparison baselines, composed with backbones exactly like DaRec.
 import torch
 
 from recbole_darec.model.alignment import RLMRecConHead, RLMRecGenHead
-from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys
+from recbole_darec.model.composed.semantic import SemanticMixin
 
 
 class RLMRecConMixin(SemanticMixin):
@@ -22,8 +22,7 @@ class RLMRecConMixin(SemanticMixin):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        factory = lambda **kw: RLMRecConHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
-        self.head = build_with_config_keys(factory, config, self.head_keys)
+        self.head = self.build_head(config, self.embedding_size, self.semantic_dim)
 
     def head_loss(self, interaction, user_all, item_all):
         total = user_all.new_zeros(())
@@ -46,8 +45,7 @@ class RLMRecGenMixin(SemanticMixin):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        factory = lambda **kw: RLMRecGenHead(d_cf=self.embedding_size, d_llm=self.semantic_dim, **kw)  # noqa: E731
-        self.head = build_with_config_keys(factory, config, self.head_keys)
+        self.head = self.build_head(config, self.embedding_size, self.semantic_dim)
         self._masked_index = None
 
     def training_embeddings(self, interaction):

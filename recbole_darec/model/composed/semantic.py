@@ -32,6 +32,12 @@ def build_with_config_keys(factory, config, key_of_param):
         raise ValueError(f"invalid config {', '.join(named) or ''}: {err}") from None
 
 
+def check_head_interval(value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"invalid config head_interval={value!r}: must be an int >= 1")
+    return value
+
+
 class SemanticMixin:
     """Loads the frozen LLM-side tables (``user_semantic``/``item_semantic`` + masks) before the backbone runs.
 
@@ -51,6 +57,26 @@ class SemanticMixin:
                 raise
             raise UserError(str(err)) from err
 
+    @classmethod
+    def build_head(cls, config, d_cf, d_llm):
+        """``head_class`` from the config's ``head_keys`` (plus :meth:`head_extras`); a ValueError names the key."""
+        extras = cls.head_extras(config)
+        factory = lambda **kw: cls.head_class(d_cf=d_cf, d_llm=d_llm, **extras, **kw)  # noqa: E731
+        return build_with_config_keys(factory, config, cls.head_keys)
+
+    @classmethod
+    def head_extras(cls, config):
+        """Head arguments that are not one config key each (DaRec: its study modes)."""
+        return {}
+
+    @classmethod
+    def check_config(cls, config):
+        """The head's and the schedule's settings, refused before any data is loaded: the head is built on the
+        meta device (no memory, no random draw), with a stand-in LLM width (the tables' is known only later)."""
+        check_head_interval(config["head_interval"])
+        with torch.device("meta"):
+            cls.build_head(config, config["embedding_size"], 8)
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         settings = semantic_settings(config)  # defaults: properties/model/SemanticMixin.yaml
@@ -59,9 +85,7 @@ class SemanticMixin:
         if settings["semantic_pca_dim"] is not None:
             self._reduce_semantic_tables(settings["semantic_pca_dim"], bool(settings["semantic_pca_whiten"]))
         self._grad_share_pending = bool(config["log_grad_share"])  # every head, not only DaRec
-        self.head_interval = config["head_interval"]
-        if not isinstance(self.head_interval, int) or isinstance(self.head_interval, bool) or self.head_interval < 1:
-            raise ValueError(f"invalid config head_interval={self.head_interval!r}: must be an int >= 1")
+        self.head_interval = check_head_interval(config["head_interval"])
         self._steps_this_epoch = 0
 
     def _reduce_semantic_tables(self, dim, whiten):
