@@ -35,6 +35,11 @@ WRITE_HINT = ("{ds}'s embedding files and semantic.json are written there: make 
               "to a writable folder and pass data_path")
 
 
+def _split_entry(train):
+    """What the manifest records of the training split user profiles were built from (the split check's key)."""
+    return {"train_fingerprint": train_fingerprint(train), "train_count": len(train)}
+
+
 def semantic_settings(config):
     """The ``semantic_*`` keys with their defaults (``properties/model/SemanticMixin.yaml``) filled in."""
     return with_defaults(config, "semantic_")
@@ -206,7 +211,7 @@ def _ensure(config, root, encoder, force):
             if side == "user" and sources[side] == "generated":
                 # Today's split gives the very texts on file (profiles without history, or an unchanged one): they
                 # are this split's profiles, and the manifest says so (the model's split check compares with it).
-                split = {"train_fingerprint": train_fingerprint(train), "train_count": len(train)}
+                split = _split_entry(train)
                 split_moved = any(manifest[side].get(k) != v for k, v in split.items())
                 manifest[side].update(split)
             continue
@@ -252,7 +257,7 @@ def _ensure(config, root, encoder, force):
         if sources[side] == "generated":
             files.write_profile_file(root / f"{ds}.generated.{side}profile.jsonl", texts[side])
             if side == "user":
-                manifest[side].update(train_fingerprint=train_fingerprint(train), train_count=len(train))
+                manifest[side].update(_split_entry(train))
         cache.write_manifest(mpath, manifest)
     if split_moved and not todo:
         check_writable(root, "dataset folder", WRITE_HINT.format(ds=ds))
