@@ -24,8 +24,8 @@ from recbole_darec.semantic import cache, files
 from recbole_darec.semantic.defaults import with_defaults
 from recbole_darec.semantic.encoder import TextEncoder, check_dtype, encoder_identity
 from recbole_darec.semantic.loading import apply_semantic_config
-from recbole_darec.semantic.profiles import TEXT_TYPES, _text_fields, item_texts, profile_settings, read_atomic, \
-    user_texts
+from recbole_darec.semantic.profiles import TEXT_TYPES, item_texts, profile_settings, read_atomic, \
+    text_fields, user_texts
 from recbole_darec.semantic.split import known_tokens, train_fingerprint, training_interactions
 from recbole_darec.semantic.text_controls import apply_text_control, keyed_digest, text_control
 from recbole_darec.writable import check_writable
@@ -98,7 +98,7 @@ def generate_profile_texts(config, sides=("user", "item"), known=None):
     uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
     item_df, item_types = read_atomic(root / f"{ds}.item", sep) if (root / f"{ds}.item").is_file() else (None, None)
     item_df, item_template = apply_text_control(text_control(semantic_settings(config)), item_df,
-                                                _text_fields(item_types, iid) if item_df is not None else [],
+                                                text_fields(item_types, iid) if item_df is not None else [],
                                                 item_types, iid, seq_sep)
     out, train = {}, None
     if "item" in sides and item_df is not None:

@@ -81,13 +81,13 @@ def _auto_template(fields, prefix="", label=""):
     return [f"{label}{f}: {{{prefix}{f}}}." for f in fields]
 
 
-def _text_fields(types, id_field):
+def text_fields(types, id_field):
     return [f for f, t in types.items() if f != id_field and t in TEXT_TYPES]
 
 
 def item_texts(item_df, types, id_field, settings, seq_sep=" "):
     """``{item token: text}`` for every row of the item file (as read by :func:`read_atomic`)."""
-    fields = _text_fields(types, id_field)
+    fields = text_fields(types, id_field)
     template = settings["profile_item_template"] or _auto_template(fields)
     fmt = {f: _formatter(types[f], f, settings, seq_sep) for f in fields}
     return {row[id_field]: _render(template, {f: fmt[f](row[f]) for f in fields}, "profile_item_template")
@@ -122,8 +122,8 @@ def user_texts(users, train, settings, user_df=None, user_types=None, uid_field=
         user_df, user_types: the ``.user`` file (optional) as read by :func:`read_atomic`.
         item_df, item_types: the ``.item`` file (optional) as read by :func:`read_atomic`.
     """
-    ufields = _text_fields(user_types or {}, uid_field) if user_df is not None else []
-    ifields = _text_fields(item_types or {}, iid_field) if item_df is not None else []
+    ufields = text_fields(user_types or {}, uid_field) if user_df is not None else []
+    ifields = text_fields(item_types or {}, iid_field) if item_df is not None else []
     template = settings["profile_user_template"] or (
         _auto_template(ufields) + _auto_template(ifields, prefix="history_", label="interacted "))
     ufmt = {f: _formatter(user_types[f], f, settings, seq_sep) for f in ufields}
