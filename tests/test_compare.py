@@ -61,8 +61,11 @@ def test_comparison_writes_tables_pictures_and_records(comparison):
         assert set(METRICS) <= set(run["test"]) and run["epochs_to_best"] == 1 and run["train_time_s"] > 0
         assert len(run["curve"]) == 1 and run["curve"][0]["score"] == run["best_valid_score"]
         assert run["checkpoint"].endswith(".pth") and run["machine"]["cpus"] and run["versions"]["recbole"]
+        # paths relative to the comparison's folder: records that travel name no folder of the machine that ran them
+        assert not Path(run["checkpoint"]).is_absolute() and not Path(run["log_file"]).is_absolute()
+        assert records.resolve_path(run["checkpoint"], out).is_file()
         # each run keeps its own full log (the console stays quiet): every loss term per epoch and the test result
-        log_text = Path(run["log_file"]).read_text()
+        log_text = records.resolve_path(run["log_file"], out).read_text()
         assert "epoch 0 training" in log_text and "test result: {" in log_text
         assert run["model"] == "BPR" or "bpr:" in log_text  # the plugin's models log each term by name
         assert f"-seed{run['seed']}" in log_text and "embedding_size" in log_text  # its own run, its config
@@ -183,7 +186,7 @@ def test_backbone_users_from_a_trained_checkpoint(comparison):
 
     opts, _ = comparison
     run = next(r for r in records.read_records(opts.out_dir / "runs.jsonl") if r["model"] == "LightGCNBackbone")
-    name, users = backbone_users_from_checkpoint(run["checkpoint"])
+    name, users = backbone_users_from_checkpoint(str(records.resolve_path(run["checkpoint"], opts.out_dir)))
     assert name == "LightGCNBackbone" and users.shape == (943, QUICK["embedding_size"]) and np.isfinite(users).all()
 
 

@@ -82,7 +82,7 @@ def test_killed_comparison_resumes_its_run_and_ends_like_an_uninterrupted_one(tm
     assert resumed["resumed_from_epoch"] == killed_at and f"resumed after epoch {killed_at}" in stdout
     _same_run(resumed, straight)  # same losses, validation curve and test metrics as if never stopped
     assert resumed["train_time_s"] > 0
-    best = Path(resumed["checkpoint"])
+    best = tmp_path / "killed" / resumed["checkpoint"]  # relative to the comparison's folder
     assert best.is_file() and not best.name.endswith(".last.pth")
     assert sorted(p.name for p in best.parent.iterdir()) == sorted([best.name, best.name[:-4] + ".last.pth"])
 

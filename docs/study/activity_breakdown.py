@@ -65,7 +65,8 @@ def main():
         result = {}
         for name in (args.base, args.model):
             record = by[(name, seed)]
-            users, degree, recall, ndcg = per_user_metrics(record["checkpoint"])
+            # records keep paths relative to their comparison's folder (the runs file's)
+            users, degree, recall, ndcg = per_user_metrics(str(Path(args.runs).parent / record["checkpoint"]))
             for metric, values in (("recall@20", recall), ("ndcg@20", ndcg)):
                 if abs(values.mean() - record["test"][metric]) > 1e-4:  # the recomputation must be RecBole's
                     raise SystemExit(f"{name} seed {seed}: {metric} {values.mean():.6f} != recorded "

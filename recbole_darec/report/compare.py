@@ -119,7 +119,7 @@ def run_comparison(opts, log=print):
         log(f"{total} run(s) to do ({len(opts.models) * len(opts.seeds) - total} already in {runs_file})")
 
     def on_record(spec, record):
-        rec.append_record(runs_file, record)
+        rec.append_record(runs_file, rec.portable(record, opts.out_dir.resolve()))
         ran.append((spec["model"], spec["seed"]))
         metric = record["valid_metric"]
         resumed = record.get("resumed_from_epoch")
@@ -244,7 +244,7 @@ def _model_class(opts, records, label):
 
 def _find_checkpoint(opts, record, model_class):
     """The run's recorded checkpoint, or the one in its folder under ``out`` (the folder may have moved)."""
-    recorded = Path(record["checkpoint"])
+    recorded = rec.resolve_path(record["checkpoint"], opts.out_dir)
     if recorded.is_file():
         return recorded
     folder = opts.out_dir / "checkpoints" / f"{record['model']}-seed{record['seed']}"

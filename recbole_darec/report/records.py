@@ -85,6 +85,21 @@ def read_records(path):
     return records
 
 
+PATH_FIELDS = ("checkpoint", "log_file")  # written by the run's machine; kept relative to the comparison's folder
+
+
+def portable(record, out_dir):
+    """``record`` with its file paths relative to ``out_dir`` (the comparison's folder), so committed or copied
+    records name no folder of the machine that ran them; :func:`resolve_path` reads them back."""
+    return {**record, **{key: os.path.relpath(record[key], out_dir) for key in PATH_FIELDS
+                         if isinstance(record.get(key), str) and os.path.isabs(record[key])}}
+
+
+def resolve_path(value, out_dir):
+    """A record's path as a path on this machine (relative ones are under ``out_dir``)."""
+    return Path(value) if os.path.isabs(value) else Path(out_dir) / value
+
+
 def append_record(path, record):
     """Append one record as a line, flushed to disk before returning (a crash right after keeps it)."""
     path = Path(path)
