@@ -93,10 +93,13 @@ def test_rlmrec_con_term_is_the_batch_infonce_over_every_row(quick_config):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
 
 
-def test_lambda_zero_trains_exactly_like_the_backbone(quick_config):
+@pytest.mark.parametrize("off", [{"darec_lambda": 0.0}, {"darec_text_trust": 0.0}])
+def test_lambda_zero_trains_exactly_like_the_backbone(quick_config, off):
+    """λ = 0, or no trust in the text (what ``darec_text_trust: auto`` gives text that says nothing): the run is
+    the backbone's, to the last digit."""
     config = {**quick_config, "epochs": 2}
     backbone = run_recbole_darec("LightGCNBackbone", "ml-100k", config_dict=config)
-    darec = run_recbole_darec("DaRecLightGCN", "ml-100k", config_dict={**config, "darec_lambda": 0.0})
+    darec = run_recbole_darec("DaRecLightGCN", "ml-100k", config_dict={**config, **off})
     assert darec["test_result"] == backbone["test_result"]
     assert darec["best_valid_result"] == backbone["best_valid_result"]
 

@@ -97,6 +97,8 @@ def test_batch_with_fewer_nodes_than_k_warns_once_with_the_numbers(caplog):
     ("DaRecLightGCN", {"darec_lambda": -1}, "darec_lambda=-1"),
     ("DaRecLightGCN", {"head_interval": 0}, "head_interval=0"),
     ("DaRecLightGCN", {"darec_score_with": "both"}, "darec_score_with='both'"),
+    ("DaRecLightGCN", {"darec_text_trust": 1.5}, "darec_text_trust=1.5"),
+    ("DaRecLightGCN", {"darec_text_trust": "sometimes"}, "darec_text_trust='sometimes'"),
     ("DaRecSGL", {"darec_global_mode": "l2"}, "darec_global_mode='l2'"),
     ("RLMRecConLightGCN", {"kd_tau": 0}, "kd_tau=0"),
     ("RLMRecGenLightGCN", {"mask_ratio": 1.5}, "mask_ratio=1.5"),

@@ -120,6 +120,8 @@ class DaRecHead(nn.Module):
                         "darec_orth": float(w_orth), "darec_unif": float(w_unif)}
         self.reg_sample, self.unif_t, self.kmeans_iters = reg_sample, float(unif_t), kmeans_iters
         self.degree_decay = float(degree_decay)
+        # share of λ the text earns on this dataset (text_trust.py); the model sets it from the training graph
+        self.trust = 1.0
 
         # layers: one projector per side and part, shared by users and items
         self.cf_shared = make_cf_projector(d_cf, d_proj, study.cf_projector)
@@ -151,8 +153,8 @@ class DaRecHead(nn.Module):
         return bool(self.study.degree_coupling or self.degree_decay)
 
     def effective_lambda(self) -> float:
-        """λ after warm-up for the current step."""
-        return self.study.lambda_at(self.lam, self._step)
+        """λ times the text's trust, after warm-up, for the current step."""
+        return self.study.lambda_at(self.lam * self.trust, self._step)
 
     def _couple(self, cf: torch.Tensor, lam: float, backbone_grad_norm: Optional[torch.Tensor],
                 degree: Optional[torch.Tensor] = None) -> torch.Tensor:

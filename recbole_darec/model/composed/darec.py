@@ -8,10 +8,13 @@ Per step: Ω = the batch's unique users and positive items (at most ``darec_samp
 are masked out. Scoring uses the backbone's embeddings (plug-and-play) unless ``darec_score_with: shared_specific``.
 """
 
+import logging
+
 import torch
 
 from recbole_darec.model.alignment import DaRecHead
 from recbole_darec.model.alignment.darec_head import DARec_TERMS
+from recbole_darec.model.alignment.text_trust import text_agreement, trust_from_agreement
 from recbole_darec.model.alignment.study_modes import DaRecStudyModes
 from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys
 
@@ -41,6 +44,15 @@ def check_score_with(value):
     return value
 
 
+def check_text_trust(value):
+    """``auto`` (measured on the training graph) or a fixed share of λ in [0, 1]."""
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"config darec_text_trust={value!r}: must be auto or a number in [0, 1]")
+    return float(value)
+
+
 class DaRecMixin(SemanticMixin):
     """Composes :class:`DaRecHead` with the backbone it is mixed into (listed after it in the bases)."""
 
@@ -57,6 +69,7 @@ class DaRecMixin(SemanticMixin):
     @classmethod
     def check_config(cls, config):
         check_score_with(config["darec_score_with"])
+        check_text_trust(config["darec_text_trust"])
         super().check_config(config)
 
     def __init__(self, config, dataset):
@@ -67,11 +80,30 @@ class DaRecMixin(SemanticMixin):
         # layers
         self.head = self.build_head(config, self.embedding_size, self.semantic_dim)
         self.head.cf_specific_read = self.score_with == "shared_specific"
+        self.text_agreement = None  # the measurement behind an ``auto`` trust (text_trust.TextAgreement)
+        self.head.trust = self._text_trust(check_text_trust(config["darec_text_trust"]), dataset)
         if self.head.needs_degree:  # training degree per user / item (non-persistent: derived from the data)
             inter = dataset.inter_feat
             for name, field, n in (("user_degree", self.USER_ID, self.n_users),
                                    ("item_degree", self.ITEM_ID, self.n_items)):
                 self.register_buffer(name, torch.bincount(inter[field].long(), minlength=n), persistent=False)
+
+    def _text_trust(self, setting, dataset):
+        """The share of λ this dataset's text earns (``darec_text_trust``; ``auto``: text_trust.py), logged."""
+        log = logging.getLogger()
+        if setting != "auto":
+            log.info(f"DaRec text trust: {setting:g} (darec_text_trust), λ {self.head.lam:g} -> "
+                     f"{self.head.lam * setting:g}")
+            return setting
+        inter = dataset.inter_feat  # the training split: the model is built on it
+        self.text_agreement = agreement = text_agreement(self.item_semantic, self.item_semantic_mask,
+                                                         inter[self.USER_ID], inter[self.ITEM_ID])
+        trust = trust_from_agreement(agreement)
+        log.info(f"DaRec text trust: item texts agree with the training graph at AUC {agreement.auc:.4f} "
+                 f"(shuffled texts {agreement.null_mean:.4f} ± {agreement.null_std:.4f}, "
+                 f"{agreement.triples} triples) -> trust {trust:.2f}, λ {self.head.lam:g} -> "
+                 f"{self.head.lam * trust:g}")
+        return trust
 
     def sample_omega(self, interaction):
         """Ω: unique users and positive items of the batch, capped at N̂ (the head's cost is independent of |V|)."""
@@ -84,6 +116,8 @@ class DaRecMixin(SemanticMixin):
         return terms
 
     def head_loss(self, interaction, user_all, item_all):
+        if self.head.effective_lambda() == 0.0:  # no trust in the text (or λ = 0): the backbone's step, untouched
+            return {name: user_all.new_zeros(()) for name in self.head_loss_names}
         users, items = self.sample_omega(interaction)
         cf_rows = torch.cat([user_all[users], item_all[items]])  # gather first, project only Ω
         llm_rows, mask = self.semantic_rows(users, items)
