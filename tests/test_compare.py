@@ -203,7 +203,9 @@ def test_tsne_from_a_trained_darec_checkpoint(tmp_path):
     assert result["paths"]["tsne_DaRecLightGCN"][0] == png
     # the aligned run's record names the LLM tables it trained with (a content hash); the backbone's has none
     backbone, darec = records.read_records(opts.out_dir / "runs.jsonl")
-    assert "llm_tables" not in backbone
+    assert "llm_tables" not in backbone and "text_trust" not in backbone
+    # and the share of λ its text earned, with the measurement behind it (ml-100k's titles: full trust)
+    assert darec["text_trust"] == 1.0 and darec["text_agreement"]["auc"] > darec["text_agreement"]["null_mean"]
     config = Config(model="DaRecLightGCN", dataset="ml-100k", config_dict={**QUICK, "seed": 2020,
                                                                            "semantic_pca_dim": None})  # raw tables
     _, _, model, _ = build(config)

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 from recbole_darec.report.environment import machine_info, versions
@@ -78,7 +79,7 @@ def run_one(spec):
         "device": str(config["device"]), "machine": machine_info(), "versions": versions(),
         "overrides": spec["overrides"], "config_files": spec.get("config_files") or [],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "log_file": log_file,
-        **_llm_tables(trainer.model),
+        **_llm_tables(trainer.model), **_text_trust(trainer.model),
     }
 
 
@@ -88,6 +89,16 @@ def _llm_tables(model):
     trajectory: the hashes say whether two records saw the same tables."""
     tables = getattr(model, "llm_table_sha256", None)
     return {"llm_tables": dict(tables)} if tables else {}
+
+
+def _text_trust(model):
+    """``{"text_trust": share of λ, "text_agreement": {...}}`` of a DaRec model (``darec_text_trust``; the
+    agreement only when it was measured, ``auto``), else ``{}``."""
+    trust = getattr(getattr(model, "head", None), "trust", None)
+    if trust is None:
+        return {}
+    agreement = getattr(model, "text_agreement", None)
+    return {"text_trust": float(trust), **({"text_agreement": asdict(agreement)} if agreement is not None else {})}
 
 
 class _Progress:
