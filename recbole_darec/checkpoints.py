@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recbole_darec.atomic import atomic_path
 from recbole_darec.cli_errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
@@ -247,6 +248,5 @@ def resume_source(path):
 
 def atomic_save(state, path):
     """``torch.save`` to a temp file, then rename: a kill mid-save never leaves a truncated checkpoint."""
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)

@@ -19,13 +19,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from recbole_darec.semantic.files import atomic_write_text
+from recbole_darec.atomic import atomic_path, atomic_write_text
+from recbole_darec.semantic.files import SEMANTIC_MODE
 
 FORMAT = 1
 
@@ -51,7 +51,7 @@ def read_manifest(path):
 def write_manifest(path, data):
     """Atomically write the manifest."""
     data = {"format": FORMAT, **{k: v for k, v in data.items() if k != "format"}}
-    atomic_write_text(path, lambda fh: fh.write(json.dumps(data, indent=1, sort_keys=True) + "\n"))
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n", SEMANTIC_MODE)
 
 
 def file_sha256(path):
@@ -213,31 +213,24 @@ def reusable_rows(root, dataset, side, identity, dim=None):
 
 
 def store_cached(root, dataset, side, identity, texts_digest, tokens, matrix, keep=None, keys=None):
-    """Atomically write a cache entry (temp file + ``os.replace``), then keep the side's ``keep`` newest entries.
+    """Atomically write a cache entry (``recbole_darec.atomic``), then keep the side's ``keep`` newest entries.
     ``keys`` (:func:`text_keys` of the rows' texts) lets :func:`reusable_rows` reuse its rows for other texts.
 
     The cache only saves time: a failure to write it (read-only or full disk) is logged, never raised.
     """
     path = cache_entry_path(root, dataset, side, identity, texts_digest)
     matrix = np.asarray(matrix, dtype=np.float32)
-    tmp = None
     try:
         path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:  # a file object: np.savez appends no ".npz" to the temp name
+        # a file object: np.savez appends no ".npz" to the temp name
+        with atomic_path(path, SEMANTIC_MODE) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, meta=np.array(_cache_meta(side, identity, texts_digest)),
                      tokens=np.array(list(tokens), dtype=str), matrix=matrix,
                      **({} if keys is None else {"text_keys": np.array(list(keys), dtype=str)}))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        tmp = None
         _touch(path)
         prune_cache(root, dataset, side, CACHE_KEEP if keep is None else keep)
     except OSError as exc:
         logging.getLogger().warning(f"semantic: could not cache {side} embeddings in {path.parent} ({exc})")
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def prune_cache(root, dataset, side, keep=None):

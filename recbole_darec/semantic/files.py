@@ -6,20 +6,20 @@
   ``usr_prf.pkl`` / ``itm_prf.pkl`` (``{id: {'profile': str, ...}}``) through the restricted unpickler.
 
 Every error is a ``ValueError`` naming the file and the 1-based line (line 1 is the header of atomic files).
-Writers go through a temporary file in the same folder and ``os.replace``: a reader sees the old file or the
-new one, never half of one.
+Writers go through ``recbole_darec.atomic`` (a temp file in the same folder, renamed over the target): a reader
+sees the old file or the new one, never half of one.
 """
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from recbole_darec.atomic import atomic_path
 from recbole_darec.data.safe_pickle import safe_load_pickle
 
 # side -> (file suffix, id field, embedding field); the field names are what RecBole's alias/preload keys use.
 EMB_FIELDS = {"user": ("useremb", "uid", "user_emb"), "item": ("itememb", "iid", "item_emb")}
+SEMANTIC_MODE = 0o644  # embedding, profile and cache files are readable by all, whatever the umask
 
 
 def read_embedding_file(path, side, known_tokens=None, sep="\t", seq_sep=" "):
@@ -126,21 +126,6 @@ def read_profile_file(path, side, known_tokens=None):
     return texts
 
 
-def atomic_write_text(path, write):
-    """Call ``write(fh)`` on a temp file next to ``path``, then rename it over ``path`` (nothing half-written)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            write(fh)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_embedding_file(path, side, tokens, matrix):
     """Atomically write ``tokens`` / ``matrix`` rows as an embedding atomic file ('%.9g' round-trips float32)."""
     _, id_field, emb_field = EMB_FIELDS[side]
@@ -148,19 +133,14 @@ def write_embedding_file(path, side, tokens, matrix):
     if matrix.ndim != 2 or matrix.shape[0] != len(tokens) or not np.isfinite(matrix).all():
         raise ValueError(f"{path}: refusing to write {matrix.shape} rows for {len(tokens)} ids (or non-finite)")
     fmt = " ".join(["%.9g"] * matrix.shape[1])
-
-    def write(fh):
+    with atomic_path(path, SEMANTIC_MODE) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(f"{id_field}:token\t{emb_field}:float_seq\n")
         for token, row in zip(tokens, matrix.tolist()):
             fh.write(f"{token}\t{fmt % tuple(row)}\n")
 
-    atomic_write_text(path, write)
-
 
 def write_profile_file(path, texts):
     """Atomically write ``{token: text}`` as JSON lines ``{"id": token, "text": text}``."""
-    def write(fh):
+    with atomic_path(path, SEMANTIC_MODE) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for token, text in texts.items():
             fh.write(json.dumps({"id": token, "text": text}, ensure_ascii=False) + "\n")
-
-    atomic_write_text(path, write)

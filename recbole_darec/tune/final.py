@@ -1,10 +1,10 @@
 """The one test evaluation of a sweep: the best trial's model (reloaded, or retrained from its config)."""
 import json
-import os
 import shutil
 import warnings
 from pathlib import Path
 
+from recbole_darec.atomic import atomic_write_json
 from recbole_darec.tune.trainable import BEST_FILE
 
 TEST_FILE = "test_result.json"
@@ -71,9 +71,7 @@ def _evaluate_best(best, settings, params, exp_path, mode):
         "test_result": plain_floats(test_result) or {},
         "model_file": str(model_file),
     }
-    tmp = exp_path / f"{TEST_FILE}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, exp_path / TEST_FILE)
+    atomic_write_json(exp_path / TEST_FILE, record, indent=2, default=str)
     return record["test_result"]
 
 

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recbole_darec.atomic import atomic_write_json
 from recbole_darec.cli_errors import UserError
 from recbole_darec.config import isolated_config
 from recbole_darec.config_keys import ESCAPE_KEY, allowed_extra_keys, undefined_keys
@@ -399,9 +400,7 @@ def _set_status(exp_path, status):
 
 
 def _write_json(path, record):
-    tmp = path.with_name(path.name + ".tmp")  # never a half-written sweep.json, whenever the sweep is stopped
-    tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, record, indent=2, default=str)  # never a half-written sweep.json, whenever stopped
 
 
 def _load_sweep(opts):

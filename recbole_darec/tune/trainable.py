@@ -11,6 +11,8 @@ import shutil
 import warnings
 from pathlib import Path
 
+from recbole_darec.atomic import atomic_path
+
 LATEST_FILE = "latest.pth"
 BEST_FILE = "best.pth"
 BEST_KEY = "tune_best"  # in latest.pth: epoch and valid metrics of the trial's best evaluation
@@ -102,9 +104,8 @@ class _Reporter:
             state["best_valid_result"] = dict(plain_floats(valid_result))
         state[BEST_KEY] = dict(self.best)
         state["role"] = checkpoints.LAST  # what a retried trial continues from; best.pth is its pair
-        tmp = self.checkpoint_dir / f"{LATEST_FILE}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_dir / LATEST_FILE)
+        with atomic_path(self.checkpoint_dir / LATEST_FILE) as tmp:
+            torch.save(state, tmp)
 
         metrics = {
             "valid_score": float(valid_score),
