@@ -4,35 +4,23 @@ Called by :class:`recbole_darec.config.Config` once the final config exists, bef
 refusal is a :class:`~recbole_darec.cli_errors.UserError` that names the key, its value, where it came from and
 what to do.
 """
-from pathlib import Path
 
 import yaml
 
 from recbole_darec.cli_errors import UserError
 from recbole_darec.config_keys import ESCAPE_KEY, did_you_mean, unknown_keys
-
-
-def yaml_problem(err):
-    """`` line N: not valid YAML (problem)`` for a PyYAML error, one line (PyYAML's own message spans 5-7)."""
-    where = getattr(err, "problem_mark", None)
-    line = f" line {where.line + 1}" if where is not None else ""
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    return f"{line}: not valid YAML ({problem})"
+from recbole_darec.yaml_files import read_yaml_file
 
 
 def read_config_file(path, loader=yaml.FullLoader):
-    """One config file as a dict ({} when empty); a missing, broken or non-mapping file is a UserError naming it.
+    """One config file as a dict ({} when empty); a missing, broken or non-mapping file is a UserError naming it
+    (a :class:`~recbole_darec.yaml_files.YamlFileError` for the first two).
 
     The only place config YAML is read, so a run and the checks before it (``report.validate``) report a bad
     file the same way. ``loader``: RecBole's (a Config's ``yaml_loader``, which extends FullLoader's floats).
     """
-    if not Path(path).is_file():
-        raise UserError(f"config file {path} does not exist (check --config_files)")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            loaded = yaml.load(fh.read(), Loader=loader)
-    except yaml.YAMLError as err:
-        raise UserError(f"config file {path}{yaml_problem(err)}; fix the file") from None
+    loaded = read_yaml_file(path, loader, "config file", missing="{what} {path} does not exist (check --config_files)",
+                            broken="{what} {path}{problem}; fix the file")
     if loaded is None:
         return {}  # an empty file sets nothing, as in RecBole
     if not isinstance(loaded, dict):

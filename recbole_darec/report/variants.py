@@ -19,10 +19,14 @@ from pathlib import Path
 
 import yaml
 
-from recbole_darec.config_checks import yaml_problem
 from recbole_darec.report.errors import CompareError
+from recbole_darec.yaml_files import YamlFileError, read_yaml_file
 
 LABEL = re.compile(r"^[A-Za-z0-9_.+=-]+$")  # used in file names and comma-separated --models
+
+
+class VariantsFileError(YamlFileError, CompareError):
+    """A missing or broken variants file: a YAML file error, and a comparison error like every other refusal."""
 
 
 def load_variants(path):
@@ -33,12 +37,8 @@ def load_variants(path):
         than letters, digits and ``_ . + = -``, or an entry without a ``model``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CompareError(f"variants file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise CompareError(f"{path}{yaml_problem(err)}") from None
+    data = read_yaml_file(path, yaml.SafeLoader, "variants file", missing="{what} not found: {path}",
+                          error=VariantsFileError)
     if not isinstance(data, dict) or not data:
         raise CompareError(f"{path}: expected a mapping 'label: {{model: ..., key: value}}', got {type(data).__name__}")
     variants = {}

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from recbole_darec.cli_errors import UserError
-from recbole_darec.config_checks import yaml_problem
+from recbole_darec.yaml_files import YamlFileError, read_yaml_file
 
 PARAM_TYPES = {
     # type: (required keys, optional keys)
@@ -44,6 +44,10 @@ MAX_GRID_INTS = 64  # a randint enumerated for grid search beyond this is almost
 
 class SearchSpaceError(UserError):
     """A search-space file or spec that cannot be searched; the message names the file and parameter."""
+
+
+class SpaceFileError(YamlFileError, SearchSpaceError):
+    """A missing or broken search-space file: a YAML file error, and a search-space error for the sweep's CLI."""
 
 
 @dataclass
@@ -154,12 +158,7 @@ def load_space(path, search="random"):
         SearchSpaceError: the file is missing, not YAML, or any parameter is invalid.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SearchSpaceError(f"search space file {path} does not exist")
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
-    except yaml.YAMLError as err:
-        raise SearchSpaceError(f"{path}{yaml_problem(err)}") from None
+    data = read_yaml_file(path, _yaml_loader(), "search space file", error=SpaceFileError)
     return parse_space(data, search=search, source=str(path))
 
 
