@@ -1,9 +1,11 @@
-"""Shared bits of the benchmark scripts: the machine/version header and a repeat timer."""
+"""Shared bits of the benchmark scripts (and tests/test_cuda.py): the machine/version header, a repeat timer and a
+training loader cut short."""
 import os
 import platform
 import statistics
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,3 +62,20 @@ def round_robin(calls, repeats, device="cpu"):
         for label, fn in calls.items():
             seconds[label].append(timed(fn, 1, device, warmup=False)[0])
     return seconds
+
+
+class FirstBatches:
+    """A training loader cut to its first ``count`` batches, for short real ``trainer._train_epoch`` calls (device
+    checks, benchmarks); every other attribute is the loader's."""
+
+    def __init__(self, loader, count):
+        self.loader, self.count = loader, count
+
+    def __iter__(self):
+        return islice(iter(self.loader), self.count)
+
+    def __len__(self):
+        return self.count
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)

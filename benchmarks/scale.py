@@ -34,7 +34,7 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, environment_header, timed
+from common import ROOT, FirstBatches, environment_header, timed
 from standin import write_standin_embeddings
 
 BASE_USERS, BASE_ITEMS = 11_091, 11_010  # RLMRec's yelp
@@ -141,7 +141,6 @@ def measure(model_name, data_root, device, threads, steps, repeats, eval_batch_s
 
     from recbole_darec.config import isolated_config  # leaves this script's own argv alone
     from recbole_darec.single_run import build
-    from recbole_darec.trainer import FirstBatches
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # RecBole's torch.cuda.amp notice, once per process
     if threads:

@@ -13,7 +13,6 @@ RecBole's model-specific training steps are kept and no trainer is copied. It ad
 """
 import os
 import time
-from itertools import islice
 
 import torch
 from recbole.utils import get_local_time, get_trainer, set_color
@@ -203,23 +202,6 @@ class PluginTrainerMixin:
 
 
 _TRAINER_CACHE = {}
-
-
-class FirstBatches:
-    """A training loader cut to its first ``count`` batches, for short real ``trainer._train_epoch`` calls (device
-    checks, benchmarks); every other attribute is the loader's."""
-
-    def __init__(self, loader, count):
-        self.loader, self.count = loader, count
-
-    def __iter__(self):
-        return islice(iter(self.loader), self.count)
-
-    def __len__(self):
-        return self.count
-
-    def __getattr__(self, name):
-        return getattr(self.loader, name)
 
 
 def get_plugin_trainer(config):

@@ -11,10 +11,10 @@ import math
 import pytest
 import torch
 
+from benchmarks.common import FirstBatches
 from recbole_darec.config import isolated_config
 from recbole_darec.model import plugin_model_names
 from recbole_darec.single_run import build
-from recbole_darec.trainer import FirstBatches
 
 pytestmark = pytest.mark.cuda
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
