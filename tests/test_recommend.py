@@ -238,3 +238,23 @@ def test_new_items_with_a_checkpoint_without_llm_side_is_refused_before_loading(
     assert status == 2 and err == (f"{PROG}: error: LightGCNBackbone cannot score items it was not trained on: it "
                                    "has no map from text to its CF space" + rec.NO_LLM_SIDE)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("overrides", [{"darec_d_proj": 16}, {"darec_cf_projector": "linear"},
+                                       {"darec_cf_projector": "mlp"}])
+def test_darec_inverts_a_narrower_isometry_and_a_linear_projector_and_refuses_an_mlp(quick_config, overrides):
+    """The CF row found for a new item is one the CF shared projector sends exactly onto the item's LLM shared row
+    (pseudo-inverse of a 32 -> 16 isometry, least squares of a trained linear map); a trained MLP has no inverse."""
+    from recbole_darec import Config
+    from recbole_darec.cli_errors import UserError
+    from recbole_darec.single_run import build
+
+    model = build(Config(model="DaRecLightGCN", dataset="ml-100k", config_dict={**quick_config, **overrides})).model
+    rows = model.item_semantic[1:6].float()
+    if overrides.get("darec_cf_projector") == "mlp":
+        with pytest.raises(UserError, match="trained MLP .darec_cf_projector=mlp., which has no inverse$"):
+            model._cold_map(rows)
+        return
+    with torch.no_grad():
+        shared = model.head.llm_shared(rows - model.cold_llm_centre())
+        torch.testing.assert_close(model.head.cf_shared(model._cold_map(rows)), shared, rtol=1e-4, atol=1e-5)
