@@ -60,7 +60,8 @@ class Recommender:
         self.item_frame, self.item_types = dataset_item_file(config)
 
     def user_ids(self, users):
-        """Internal ids of the dataset's user tokens (duplicates dropped, order kept)."""
+        """Internal ids of the dataset's user tokens (duplicates dropped, order kept; a string: comma-separated)."""
+        users = users.split(",") if isinstance(users, str) else users
         tokens = list(dict.fromkeys(str(u).strip() for u in users))
         if not tokens or tokens == [""]:
             raise UserError("--users: give at least one user id of the dataset, e.g. --users=196,186")
@@ -100,7 +101,8 @@ class Recommender:
         """Each user's top ``k`` items, best first.
 
         Args:
-            users (Iterable[str]): the dataset's user tokens (ml-100k: ``"196"``).
+            users (Iterable[str] | str): the dataset's user tokens (ml-100k: ``"196"``), or one comma-separated
+                string.
             k (int): items per user (fewer where fewer are left after masking).
             new_items (str | Path | None): a ``.item`` file of items the model was not trained on.
             mask_seen (bool): leave out every item the user interacted with (train, valid and test).

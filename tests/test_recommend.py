@@ -170,6 +170,7 @@ def test_rlmrec_con_maps_through_its_mlp_and_rlmrec_gen_refuses(quick_config):
 
 def test_plain_backbone_recommends_through_the_function(lightgcn):
     rows = rec.recommend(lightgcn, ["196", 186], k=4)
+    assert rec.recommend(lightgcn, "196,186", k=4) == rows
     assert [(r["user"], r["rank"]) for r in rows] == [(u, i) for u in ("196", "186") for i in range(1, 5)]
     assert not {r["item"] for r in rows if r["user"] == "196"} & seen_items("196")
 
