@@ -77,6 +77,12 @@ def _render(template, values, key_name):
     return " ".join(" ".join(out).split())
 
 
+def template_fields(template):
+    """The field names a template's placeholders use, in order of first use (``[]`` for no template)."""
+    segments = [template] if isinstance(template, str) else list(template or [])
+    return list(dict.fromkeys(name for seg in segments for name in _PLACEHOLDER.findall(seg)))
+
+
 def _auto_template(fields, prefix="", label=""):
     return [f"{label}{f}: {{{prefix}{f}}}." for f in fields]
 

@@ -12,11 +12,12 @@ import logging
 
 import torch
 
+from recbole_darec.cli_errors import UserError
 from recbole_darec.model.alignment import DaRecHead
 from recbole_darec.model.alignment.darec_head import DARec_TERMS
 from recbole_darec.model.alignment.text_trust import text_agreement, trust_from_agreement
 from recbole_darec.model.alignment.study_modes import DaRecStudyModes
-from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys
+from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys, no_cold_map_message
 
 # DaRecHead parameter -> config key, spelled out so a key can be found by grep; λ and K follow the paper's
 # symbols. Defaults: properties/model/DaRecMixin.yaml (tests/test_defaults.py checks the signatures agree).
@@ -155,6 +156,35 @@ class DaRecMixin(SemanticMixin):
         # Switch: score with the disentangled representation [C_sh || C_sp].
         join = lambda e: torch.cat([self.head.cf_shared(e), self.head.cf_specific(e)], dim=1)  # noqa: E731
         return join(user_all), join(item_all)
+
+    def cold_llm_centre(self):
+        """The mean LLM row of the items with a training interaction and a profile: what a new item's row is
+        centred by (training centres Ω's rows by the batch's mean, ``darec_center_llm``)."""
+        return self.item_semantic[self.train_item_mask & self.item_semantic_mask].float().mean(0)
+
+    @torch.no_grad()
+    def _cold_map(self, llm_rows):
+        """A new item's LLM row as the head's LLM side sees it in training (centred, ``llm_shared``), then back into
+        the CF space through the inverse of the CF shared projector: exact for the default fixed isometry (its
+        transpose when square, the pseudo-inverse otherwise), least squares for a trained ``linear`` one; a trained
+        ``mlp`` has no inverse and is refused. Scoring with ``shared_specific`` joins the CF row's two projections,
+        as warm items' rows are joined."""
+        head, name = self.head, type(self).__name__
+        if head.lam * head.trust == 0.0:
+            raise UserError(no_cold_map_message(name, ": its head never trained (darec_lambda x text trust = 0)"))
+        if head.study.cf_projector == "mlp":
+            raise UserError(no_cold_map_message(name, ": its CF shared projector is a trained MLP "
+                                                      "(darec_cf_projector=mlp), which has no inverse"))
+        llm = llm_rows - self.cold_llm_centre() if head.study.center_llm else llm_rows
+        layer = head.cf_shared[0]
+        shared = head.llm_shared(llm.to(layer.weight.dtype))
+        if layer.bias is not None:
+            shared = shared - layer.bias
+        # cf_shared(x) = x W^T (+ b): x = (c - b) pinv(W^T), and pinv(W^T) = W for orthonormal rows or columns
+        cf = (shared.double() @ torch.linalg.pinv(layer.weight.double().t())).to(shared.dtype)
+        if self.score_with == "backbone":
+            return cf
+        return torch.cat([head.cf_shared(cf), head.cf_specific(cf)], dim=1)
 
     @torch.no_grad()
     def user_clusters(self):

@@ -10,7 +10,8 @@ WWW 2024): the comparison baselines, composed with backbones exactly like DaRec.
 import torch
 
 from recbole_darec.model.alignment import RLMRecConHead, RLMRecGenHead
-from recbole_darec.model.composed.semantic import SemanticMixin
+from recbole_darec.cli_errors import UserError
+from recbole_darec.model.composed.semantic import SemanticMixin, no_cold_map_message
 
 
 class RLMRecConMixin(SemanticMixin):
@@ -34,6 +35,14 @@ class RLMRecConMixin(SemanticMixin):
             mask = getattr(self, f"{side}_semantic_mask")[ids]
             total = total + self.head(table[ids], llm, mask=mask, counts=counts)["rlmrec_con"]
         return {"rlmrec_con": total}
+
+
+    @torch.no_grad()
+    def _cold_map(self, llm_rows):
+        """A new item's LLM row through the head's MLP, the map its contrast pulls CF rows towards."""
+        if self.head.kd_weight == 0.0:
+            raise UserError(no_cold_map_message(type(self).__name__, ": its head never trained (kd_weight = 0)"))
+        return self.head.mlp(llm_rows)
 
 
 class RLMRecGenMixin(SemanticMixin):

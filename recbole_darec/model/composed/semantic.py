@@ -10,10 +10,16 @@ import logging
 
 import torch
 
+from recbole_darec.cli_errors import UserError
 from recbole_darec.model.alignment import grad_norms
 from recbole_darec.semantic import ensure_semantic_embeddings, register_semantic_buffers
 from recbole_darec.semantic.build import semantic_settings
-from recbole_darec.semantic.whiten import pca_tables
+from recbole_darec.semantic.whiten import PCA, pca_apply, pca_fit, reduce_table
+
+
+def no_cold_map_message(model_name, why=""):
+    """The one line for a model that cannot place an item it was not trained on."""
+    return f"{model_name} cannot score items it was not trained on: it has no map from text to its CF space{why}"
 
 
 def build_with_config_keys(factory, config, key_of_param):
@@ -48,8 +54,6 @@ class SemanticMixin:
     @classmethod
     def prepare_data(cls, config):
         """Build (or check) the dataset's semantic embedding files and tell RecBole to load them."""
-        from recbole_darec.cli_errors import UserError
-
         try:
             ensure_semantic_embeddings(config)
         except ValueError as err:  # invalid input files, named in the message (a missing one: FileNotFoundError)
@@ -82,6 +86,14 @@ class SemanticMixin:
         settings = semantic_settings(config)  # defaults: properties/model/SemanticMixin.yaml
         self.semantic_dim = register_semantic_buffers(self, dataset, fp16=bool(settings["semantic_fp16"]),
                                                       check_split=bool(settings["semantic_check_split"]))
+        self.semantic_encoder_dim = self.semantic_dim  # the encoder's width, before any reduction
+        # the reduction of the tables (mean, basis), kept to reduce rows of new items alike; None: tables as loaded
+        self.register_buffer("semantic_pca_mean", None, persistent=False)
+        self.register_buffer("semantic_pca_basis", None, persistent=False)
+        # items with a training interaction: the warm items whose scale new items are put on (recommend.py)
+        trained = torch.zeros(self.n_items, dtype=torch.bool)
+        trained[torch.as_tensor(dataset.inter_feat[self.ITEM_ID], dtype=torch.long)] = True
+        self.register_buffer("train_item_mask", trained.to(self.item_semantic.device), persistent=False)
         if settings["semantic_pca_dim"] is not None:
             self._reduce_semantic_tables(settings["semantic_pca_dim"], bool(settings["semantic_pca_whiten"]))
         self._grad_share_pending = bool(config["log_grad_share"])  # every head, not only DaRec
@@ -101,13 +113,52 @@ class SemanticMixin:
             if dim >= 1 and rows >= 2:  # out-of-range values are left to pca_tables to refuse
                 dim = min(dim, rows - 1)
         try:
-            user, item, explained = pca_tables(self.user_semantic, self.item_semantic, self.user_semantic_mask,
-                                               self.item_semantic_mask, dim, whiten=whiten)
+            pca = pca_fit(self.user_semantic, self.item_semantic, self.user_semantic_mask, self.item_semantic_mask,
+                          dim, whiten=whiten)
         except ValueError as err:
             raise ValueError(f"invalid config semantic_pca_dim={dim!r}: {err}") from None
-        self.user_semantic, self.item_semantic, self.semantic_dim = user, item, dim  # still non-persistent buffers
+        # still non-persistent buffers
+        self.user_semantic = reduce_table(self.user_semantic, self.user_semantic_mask, pca)
+        self.item_semantic = reduce_table(self.item_semantic, self.item_semantic_mask, pca)
+        self.semantic_pca_mean, self.semantic_pca_basis, self.semantic_dim = pca.mean, pca.basis, dim
         logging.getLogger().info(f"semantic: PCA {width} -> {dim} dims ({'whitened, ' if whiten else ''}"
-                                 f"{100 * explained:.1f}% of the profile rows' variance)")
+                                 f"{100 * pca.explained:.1f}% of the profile rows' variance)")
+
+    def semantic_rows_of(self, encoded):
+        """Rows of the encoder (n, d_encoder) as the model's LLM tables hold them: cast to the tables' dtype
+        (``semantic_fp16``), reduced like them (``semantic_pca_dim``), returned in float32 as
+        :meth:`semantic_rows` returns table rows."""
+        encoded = torch.as_tensor(encoded).to(self.item_semantic.device)
+        if encoded.dim() != 2 or encoded.shape[1] != self.semantic_encoder_dim:
+            raise ValueError(f"encoded rows must have shape (n, {self.semantic_encoder_dim}), "
+                             f"got {tuple(encoded.shape)}")
+        rows = encoded.to(self.item_semantic.dtype)  # the table was cast before its reduction too
+        if self.semantic_pca_basis is not None:
+            pca = PCA(self.semantic_pca_mean, self.semantic_pca_basis, None)
+            rows = pca_apply(rows, pca).to(self.item_semantic.dtype)
+        return rows.float()
+
+    @torch.no_grad()
+    def cold_item_embeddings(self, encoded):
+        """Scoring-space rows (n, d) for items the model was not trained on, from their encoded text (n, d_encoder),
+        e.g. ``TextEncoder.encode`` of their profile texts.
+
+        The head's map from text to the CF space (:meth:`_cold_map`) aligns rows by direction, not by length, so
+        each mapped row is scaled to the median L2 norm of the warm items' rows the model scores with (items with a
+        training interaction): new items then compete with known ones on the known ones' scale.
+
+        Raises:
+            UserError: the model has no such map (RLMRec-Gen), or its map was never trained.
+        """
+        mapped = self._cold_map(self.semantic_rows_of(encoded))
+        _, item_all = self._eval_embeddings()
+        scale = item_all[self.train_item_mask].norm(dim=1).median()
+        return torch.nn.functional.normalize(mapped.to(item_all.dtype), dim=1) * scale
+
+    def _cold_map(self, llm_rows):
+        """LLM rows (as the tables hold them) -> rows in the space the model scores items in. A head with such a
+        map overrides this."""
+        raise UserError(no_cold_map_message(type(self).__name__))
 
     def semantic_rows(self, users, items):
         """LLM rows and has-profile mask for the given users then items (one matrix, users first)."""
