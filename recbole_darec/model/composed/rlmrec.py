@@ -9,8 +9,8 @@ WWW 2024): the comparison baselines, composed with backbones exactly like DaRec.
 """
 import torch
 
-from recbole_darec.model.alignment import RLMRecConHead, RLMRecGenHead
 from recbole_darec.cli_errors import UserError
+from recbole_darec.model.alignment import RLMRecConHead, RLMRecGenHead
 from recbole_darec.model.composed.semantic import SemanticMixin, no_cold_map_message
 
 
@@ -35,7 +35,6 @@ class RLMRecConMixin(SemanticMixin):
             mask = getattr(self, f"{side}_semantic_mask")[ids]
             total = total + self.head(table[ids], llm, mask=mask, counts=counts)["rlmrec_con"]
         return {"rlmrec_con": total}
-
 
     @torch.no_grad()
     def _cold_map(self, llm_rows):
