@@ -8,7 +8,7 @@ terms to its loss tuple.
 
 Its parameters are the settings a user tunes (λ, K, N̂, d', term weights, uniformity temperature, regulariser
 sample, K-means iterations, the degree decay d1). The shipped departures from the literal paper, and the
-alternatives the studies measured, are one :class:`DaRecStudyModes` value (``study_modes.py``); its defaults are
+alternatives the studies measured, are one :class:`DaRecStudyModes` value (``study/modes.py``); its defaults are
 the shipped behaviour:
 
 * the CF *shared* projector is a fixed random isometry (a trained map would meet the alignment itself);
@@ -36,7 +36,7 @@ from .losses import (
     uniformity_losses,
 )
 from .projectors import cf_projector as make_cf_projector, llm_projector
-from .study_modes import DaRecStudyModes
+from .study.modes import DaRecStudyModes
 
 __all__ = ["DaRecHead", "DARec_TERMS"]
 

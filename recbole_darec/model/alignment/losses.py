@@ -1,4 +1,7 @@
-"""Pure alignment losses used by the DaRec and RLMRec heads.
+"""Pure alignment losses used by the DaRec and RLMRec heads: DaRec's four terms as shipped (orthogonality,
+uniformity, the cross-view global term, the matched-centre local term), RLMRec's InfoNCE and a gradient-norm probe.
+The alternatives DaRec's studies measured live in ``study/``; ``global_structure_loss`` and ``local_structure_loss``
+select them by mode.
 
 Every function here is RecBole-independent: plain tensors in, tensors out. Functions that compare
 directions (all but :func:`cluster_centres` and :func:`kmeans`) L2-normalise rows themselves, so callers
@@ -10,19 +13,20 @@ import math
 from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 
 from ._util import check_rows, norm_rows
 from .clustering import TooFewPointsError, cluster_centres, kmeans, match_clusters
+from .study import global_modes, local_modes
 
 __all__ = [
     "TooFewPointsError", "LocalAlignment", "orthogonality_loss", "uniformity_loss", "uniformity_losses",
-    "global_structure_loss", "GLOBAL_MODES", "kmeans", "cluster_centres", "match_clusters",
+    "crossview_loss", "global_structure_loss", "GLOBAL_MODES", "kmeans", "cluster_centres", "match_clusters",
     "local_structure_loss", "LOCAL_MODES", "info_nce", "grad_norms",
 ]
 
-GLOBAL_MODES = ("mse", "centered", "standardized", "neighbors", "crossview")
-LOCAL_MODES = ("mse", "infonce", "assign")
+# the shipped global mode is 'crossview', the shipped local mode 'mse'; the others are study/ alternatives
+GLOBAL_MODES = (*global_modes.ALL_PAIRS, "crossview")
+LOCAL_MODES = ("mse", *local_modes.MODES)
 
 
 class LocalAlignment(NamedTuple):
@@ -108,104 +112,18 @@ class _OffDiagonalLogSumExp(torch.autograd.Function):
         return torch.bmm(weights, z) * (2.0 * ctx.scale * grad).view(-1, 1, 1), None
 
 
-def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "mse", tau: float = 0.1,
-                          n_first: Optional[int] = None) -> torch.Tensor:
-    """Global alignment of the two sides' cosine-similarity structure.
+def crossview_loss(z_cf: torch.Tensor, z_llm: torch.Tensor) -> torch.Tensor:
+    """DaRec's global term as shipped: the *cross-view* similarity ``S^{CL} = Ẑ^C Ẑ^Lᵀ`` towards the identity.
 
-    With Z = row-normalised inputs and ``S = Z Zᵀ`` (N×N) per side:
-
-    * ``'mse'`` (literal spec): ``mean_{ij} (S^C_ij − S^L_ij)²`` over all N² entries.
-    * ``'centered'``: off-diagonal entries only, each side minus its mean off-diagonal similarity m:
-      ``mean_{i≠j} ((S^C_ij − m^C) − (S^L_ij − m^L))²``. A uniformly high-cosine (anisotropic) LLM side no
-      longer asks the CF side to make all rows alike.
-    * ``'standardized'``: as 'centered' but each side also divided by its off-diagonal std s, i.e.
-      ``mean_{i≠j} ((S^C−m^C)/s^C − (S^L−m^L)/s^L)² = 2 − 2·corr(S^C, S^L)``; invariant to any affine
-      rescaling of either side's similarities. Range [0, 4].
-    * ``'neighbors'``: each row's similarity *neighbourhood*: ``mean_i KL(P^L_i || P^C_i)`` with
-      ``P_i = softmax_{j≠i}(S_ij / tau)``, the LLM side the teacher (no gradient through it). The MSE modes are
-      dominated by the many unrelated pairs; this one asks that a node's closest LLM neighbours become close
-      in the CF space too. Materialises two N×N matrices (N ≤ N̂), O(N²·d).
-    * ``'crossview'``: the *cross-view* similarity ``S^{CL} = Z^C Z^Lᵀ`` (row i of one side against row j of the
-      other) towards the identity: ``mean_i (1 − S^{CL}_ii)² + mean_{i≠j} (S^{CL}_ij)²``. Each node's two shared
-      views should agree and different nodes' views should be decorrelated; the two halves are averaged
-      separately, because a plain mean over N² entries would give the N diagonal entries a weight of 1/N. Rows
-      must correspond (row i is the same node on both sides) and both sides need the same width.
-
-    The three MSE modes never materialise an N×N matrix: they are written with d×d Gram matrices
-    (``Σ_ij S^C_ij S^L_ij = ||Z^Cᵀ Z^L||_F²``), so their cost is O(N·d²). The two sides may have different d.
-
-    ``n_first``: compare only the *cross* block of S: rows ``[:n_first]`` (e.g. the users of Ω) against rows
-    ``[n_first:]`` (its items), i.e. the N_u×N_i user–item similarities, a content-based ranking on the LLM side.
-    The moments run over those N_u·N_i pairs (no diagonal); 'neighbors' takes each user's softmax over the items
-    and each item's over the users. ``None`` = all pairs. Both blocks need ≥ 1 row (≥ 2 for 'neighbors').
+    ``L = mean_i (1 − S^{CL}_ii)² + mean_{i≠j} (S^{CL}_ij)²`` over the row-normalised inputs (N, d'), row i the same
+    node on both sides: each node's two shared views agree, different nodes' views are decorrelated. The two halves
+    are averaged separately (a plain mean over N² entries would weigh the N diagonal entries 1/N). Written with d×d
+    Gram matrices, O(N·d'²), no N×N matrix. The head applies it per group of Ω (its users, its items).
     """
-    check_rows("z_cf", z_cf, min_rows=2)
-    check_rows("z_llm", z_llm, min_rows=2)
-    if z_cf.shape[0] != z_llm.shape[0]:
-        raise ValueError(f"z_cf has {z_cf.shape[0]} rows but z_llm has {z_llm.shape[0]}")
-    if mode not in GLOBAL_MODES:
-        raise ValueError(f"mode must be one of {GLOBAL_MODES}, got {mode!r}")
+    if z_cf.shape != z_llm.shape:
+        raise ValueError(f"mode 'crossview' needs the same shape on both sides, got {tuple(z_cf.shape)} and "
+                         f"{tuple(z_llm.shape)}")
     zc, zl = norm_rows(z_cf), norm_rows(z_llm)
-    if mode == "crossview":
-        if n_first is not None:
-            raise ValueError("mode 'crossview' compares every row with every row; it takes no n_first")
-        return _crossview_identity(zc, zl)
-    if n_first is not None:
-        return _cross_structure_loss(zc, zl, mode, tau, n_first)
-    if mode == "neighbors":
-        return _neighborhood_kl(zc, zl, tau)
-    n = zc.shape[0]
-    cc = (zc.t() @ zc).pow(2).sum()  # Σ_ij (S^C_ij)²
-    ll = (zl.t() @ zl).pow(2).sum()
-    cl = (zc.t() @ zl).pow(2).sum()  # Σ_ij S^C_ij S^L_ij
-    if mode == "mse":
-        return ((cc + ll - 2.0 * cl) / (n * n)).clamp_min(0.0)
-    # Off-diagonal moments: diagonals of S, S² and S^C∘S^L are all exactly 1 for unit rows.
-    pairs = n * (n - 1)
-    m_c = (zc.sum(0).pow(2).sum() - n) / pairs
-    m_l = (zl.sum(0).pow(2).sum() - n) / pairs
-    return _centered_match(mode, (cc - n) / pairs, (ll - n) / pairs, (cl - n) / pairs, m_c, m_l)
-
-
-def _centered_match(mode, cc, ll, cl, m_c, m_l):
-    """'centered' / 'standardized' from the compared pairs' moments: mean (S^C)², (S^L)², S^C·S^L and means m."""
-    var_c = (cc - m_c * m_c).clamp_min(0.0)
-    var_l = (ll - m_l * m_l).clamp_min(0.0)
-    cov = cl - m_c * m_l
-    if mode == "centered":
-        return (var_c + var_l - 2.0 * cov).clamp_min(0.0)
-    # eps keeps a fully collapsed side (std 0) finite instead of NaN
-    corr = cov / torch.sqrt((var_c + 1e-12) * (var_l + 1e-12))
-    return (2.0 - 2.0 * corr).clamp(0.0, 4.0)
-
-
-def _cross_structure_loss(zc: torch.Tensor, zl: torch.Tensor, mode: str, tau: float, n_first: int) -> torch.Tensor:
-    """global_structure_loss on the block rows[:n_first] × rows[n_first:] of S (unit rows in)."""
-    n = zc.shape[0]
-    if not 1 <= n_first < n:
-        raise ValueError(f"n_first must leave >= 1 row on each side of the cross block, got {n_first} of {n}")
-    (cu, ci), (lu, li) = (zc[:n_first], zc[n_first:]), (zl[:n_first], zl[n_first:])
-    if mode == "neighbors":
-        if min(n_first, n - n_first) < 2:  # a softmax over one candidate carries no gradient
-            return zc.sum() * 0.0
-        teacher = (lu @ li.t() / tau).detach()
-        student = cu @ ci.t() / tau
-        return 0.5 * (_kl_rows(teacher, student) + _kl_rows(teacher.t(), student.t()))
-    pairs = n_first * (n - n_first)
-    # Σ_ui S^C_ui S^L_ui = <Cuᵀ Lu, Ciᵀ Li>_F (d×d Gram matrices, no N_u×N_i matrix)
-    cc = ((cu.t() @ cu) * (ci.t() @ ci)).sum() / pairs
-    ll = ((lu.t() @ lu) * (li.t() @ li)).sum() / pairs
-    cl = ((cu.t() @ lu) * (ci.t() @ li)).sum() / pairs
-    if mode == "mse":
-        return (cc + ll - 2.0 * cl).clamp_min(0.0)
-    return _centered_match(mode, cc, ll, cl, cu.sum(0) @ ci.sum(0) / pairs, lu.sum(0) @ li.sum(0) / pairs)
-
-
-def _crossview_identity(zc: torch.Tensor, zl: torch.Tensor) -> torch.Tensor:
-    """'crossview' on unit rows: diagonal of Z^C Z^Lᵀ towards 1, its off-diagonal towards 0 (Gram form)."""
-    if zc.shape != zl.shape:
-        raise ValueError(f"mode 'crossview' needs the same shape on both sides, got {tuple(zc.shape)} and "
-                         f"{tuple(zl.shape)}")
     n = zc.shape[0]
     diagonal = (zc * zl).sum(-1)
     # Σ_ij (S^{CL}_ij)² = <Z^Cᵀ Z^C, Z^Lᵀ Z^L>_F (two d×d Gram matrices, no N×N matrix)
@@ -214,23 +132,29 @@ def _crossview_identity(zc: torch.Tensor, zl: torch.Tensor) -> torch.Tensor:
     return (1.0 - diagonal).pow(2).mean() + off_diagonal
 
 
-def _kl_rows(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
-    """mean_i KL(softmax(teacher_i) || softmax(student_i))."""
-    log_t, log_s = F.log_softmax(teacher_logits, dim=1), F.log_softmax(student_logits, dim=1)
-    return (log_t.exp() * (log_t - log_s)).sum(1).mean()
+def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "mse", tau: float = 0.1,
+                          n_first: Optional[int] = None) -> torch.Tensor:
+    """The global term by mode: ``'crossview'`` is the shipped :func:`crossview_loss`; the within-side similarity
+    modes (``'mse'``, the literal paper, ``'centered'``, ``'standardized'``, ``'neighbors'`` with temperature
+    ``tau``) are study alternatives, ``study/global_modes.py``.
 
-
-def _neighborhood_kl(zc: torch.Tensor, zl: torch.Tensor, tau: float) -> torch.Tensor:
-    if tau <= 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
-    off_diagonal = ~torch.eye(zc.shape[0], dtype=torch.bool, device=zc.device)
-    with torch.no_grad():
-        teacher = F.log_softmax((zl @ zl.t() / tau).masked_fill(~off_diagonal, float("-inf")), dim=1)
-    student = F.log_softmax((zc @ zc.t() / tau).masked_fill(~off_diagonal, float("-inf")), dim=1)
-    # KL(P^L || P^C) per row; the diagonal (log 0 on both sides) is excluded
-    kl = torch.where(off_diagonal, teacher.exp() * (teacher - student), torch.zeros_like(student))
-    return kl.sum(1).mean()
-
+    ``n_first``: compare only the users × items block of the similarity matrices (rows ``[:n_first]`` against rows
+    ``[n_first:]``; ``global_pairs: cross``), not 'crossview'. ``None`` = all pairs.
+    """
+    check_rows("z_cf", z_cf, min_rows=2)
+    check_rows("z_llm", z_llm, min_rows=2)
+    if z_cf.shape[0] != z_llm.shape[0]:
+        raise ValueError(f"z_cf has {z_cf.shape[0]} rows but z_llm has {z_llm.shape[0]}")
+    if mode not in GLOBAL_MODES:
+        raise ValueError(f"mode must be one of {GLOBAL_MODES}, got {mode!r}")
+    if mode == "crossview":
+        if n_first is not None:
+            raise ValueError("mode 'crossview' compares every row with every row; it takes no n_first")
+        return crossview_loss(z_cf, z_llm)
+    zc, zl = norm_rows(z_cf), norm_rows(z_llm)
+    if n_first is None:
+        return global_modes.ALL_PAIRS[mode](zc, zl, tau)
+    return global_modes.USER_ITEM_BLOCK[mode](zc, zl, tau, n_first)
 
 
 def local_structure_loss(
@@ -243,23 +167,18 @@ def local_structure_loss(
     generator: Optional[torch.Generator] = None,
     init: Union[str, Tuple[torch.Tensor, torch.Tensor]] = "kmeans++",
 ) -> LocalAlignment:
-    """Local (preference-centre) alignment.
+    """DaRec's local (preference-centre) term.
 
     1. K-means (no grad) on the normalised rows of each side separately: labels^C, labels^L.
     2. Differentiable centres P^C, P^L = member means of the normalised rows (:func:`cluster_centres`).
     3. π = :func:`match_clusters` (P^C, P^L).
-    4. ``'mse'``: ``mean_{k valid} ||p̂^C_k − p̂^L_π(k)||²`` (p̂ = normalised centres), where valid pairs are
-       non-empty on both sides. ``'infonce'``: InfoNCE over valid centres, logits ``p̂^C_k·p̂^L_j / tau``,
-       the matched π(k) is the positive and the other valid LLM centres are negatives.
-       ``'assign'`` (per node, not per centre): each node's soft assignment to the (detached) valid CF centres,
-       ``q^C_i = softmax(ẑ^C_i·P̂^C/tau)``, and to their matched LLM centres, ``q^L_i = softmax(ẑ^L_i·P̂^L_π/tau)``,
-       predict each other (swapped prediction): ``½ mean_i [H(sg q^L_i, q^C_i) + H(sg q^C_i, q^L_i)]``. The
-       'mse' centre loss gives every member of a cluster the same push; here each node is moved towards the CF
-       centre matched with its own LLM cluster. Rows must correspond (row i is the same node on both sides).
+    4. Shipped (``'mse'``): ``mean_{k valid} ||p̂^C_k − p̂^L_π(k)||²`` (p̂ = normalised centres), where valid pairs
+       are non-empty on both sides. The study alternatives ``'infonce'`` and ``'assign'`` (temperature ``tau``):
+       ``study/local_modes.py``.
 
     Args:
         z_cf, z_llm: (N, d') rows of the same N nodes on both sides (raw shared projections, same width).
-        k: clusters per side; iters, generator: passed to :func:`kmeans`; tau: temperature of 'infonce'/'assign'.
+        k: clusters per side; iters, generator: passed to :func:`kmeans`.
         init: ``'kmeans++'``/``'random'`` for both sides, or a pair (CF centres, LLM centres), e.g. the previous
             call's ``kmeans_cf``/``kmeans_llm`` (warm start).
     Raises:
@@ -285,22 +204,9 @@ def local_structure_loss(
         return LocalAlignment(z_cf.sum() * 0.0, lab_c, lab_l, perm, valid, km_c, km_l)
     if mode == "mse":
         loss = (pc[valid] - pl[perm[valid]]).pow(2).sum(-1).mean()
-    elif mode == "assign":
-        cf_logits = zc @ pc[valid].detach().t() / tau  # (N, K_valid); columns: CF centre k, LLM centre π(k)
-        llm_logits = zl @ pl[perm[valid]].detach().t() / tau
-        loss = 0.5 * (_soft_cross_entropy(llm_logits.detach(), cf_logits)
-                      + _soft_cross_entropy(cf_logits.detach(), llm_logits))
     else:
-        cols = torch.nonzero(val_l).squeeze(1)  # valid LLM centres are the candidates
-        logits = pc[valid] @ pl[cols].t() / tau
-        target = torch.searchsorted(cols, perm[valid])  # position of π(k) among the candidates
-        loss = F.cross_entropy(logits, target)
+        loss = local_modes.MODES[mode](zc, zl, pc, pl, perm, valid, val_l, tau)
     return LocalAlignment(loss, lab_c, lab_l, perm, valid, km_c, km_l)
-
-
-def _soft_cross_entropy(target_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """mean_i H(softmax(target_logits_i), softmax(logits_i))."""
-    return -(F.softmax(target_logits, dim=1) * F.log_softmax(logits, dim=1)).sum(1).mean()
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float, counts: Optional[torch.Tensor] = None) -> torch.Tensor:

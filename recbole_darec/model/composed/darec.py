@@ -1,7 +1,8 @@
 """DaRec head mixin: adds the disentangled-alignment terms to any backbone's loss.
 
 Reference: Xihong Yang et al. "A Disentangled Alignment Framework for Large Language Model and Recommender
-System." ICDE 2025 (arXiv 2408.08231). Formulas: ``alignment/darec_head.py``; the departures and study alternatives: ``alignment/study_modes.py``.
+System." ICDE 2025 (arXiv 2408.08231). Formulas: ``alignment/darec_head.py`` and ``alignment/losses.py``; the
+study alternatives: ``alignment/study/`` (``study/modes.py``: the value that selects them).
 
 Per step: Ω = the batch's unique users and positive items (at most ``darec_sample_size``), their final CF rows
 (the embeddings the backbone scores with) and frozen LLM rows go through :class:`DaRecHead`; rows without a profile
@@ -13,10 +14,8 @@ import logging
 import torch
 
 from recbole_darec.cli_errors import UserError
-from recbole_darec.model.alignment import DaRecHead
-from recbole_darec.model.alignment.darec_head import DARec_TERMS
+from recbole_darec.model.alignment import DARec_TERMS, DaRecHead, DaRecStudyModes
 from recbole_darec.model.alignment.text_trust import text_agreement, trust_from_agreement
-from recbole_darec.model.alignment.study_modes import DaRecStudyModes
 from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys, no_cold_map_message
 
 # DaRecHead parameter -> config key, spelled out so a key can be found by grep; λ and K follow the paper's
@@ -27,7 +26,7 @@ HEAD_KEYS = {
     "reg_sample": "darec_reg_sample", "unif_t": "darec_unif_t", "kmeans_iters": "darec_kmeans_iters",
     "degree_decay": "darec_degree_decay",
 }
-# DaRecStudyModes field -> config key (the study section of the same YAML).
+# DaRecStudyModes field -> config key (same YAML: its method, per-node trust and study sections).
 STUDY_KEYS = {
     "cf_projector": "darec_cf_projector", "global_mode": "darec_global_mode", "global_pairs": "darec_global_pairs",
     "global_tau": "darec_global_tau", "global_teacher": "darec_global_teacher", "local_mode": "darec_local_mode",

@@ -3,8 +3,9 @@
 Each default is the shipped behaviour, a departure from the literal paper chosen by measurement (docs/method.md);
 the other values reproduce the rows of docs/darec_study.md and docs/darec_sparse_study.md. The literal paper is
 ``cf_projector='mlp', global_mode='mse', global_pairs='all', center_llm=False, regularizer_stopgrad=False,
-local_stopgrad=False, structure_grad_scale=1.0`` with the head's ``degree_decay=0``. Config keys: ``darec_<field>``,
-in the study section of properties/model/DaRecMixin.yaml.
+local_stopgrad=False, structure_grad_scale=1.0`` with the head's ``degree_decay=0``. Config keys: ``darec_<field>``
+in properties/model/DaRecMixin.yaml (the shipped values in its "method as shipped" section, ``degree_coupling`` under
+"per-node trust", the rest under "study alternatives").
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Union
 
-from .losses import GLOBAL_MODES, LOCAL_MODES
-from .projectors import CF_PROJECTORS
+from ..losses import GLOBAL_MODES, LOCAL_MODES
+from ..projectors import CF_PROJECTORS
 
 __all__ = ["DaRecStudyModes", "GLOBAL_PAIRS", "GRAD_SCALES", "KMEANS_INITS"]
 
@@ -32,7 +33,7 @@ class DaRecStudyModes:
             ``'linear'``.
         global_mode: ``'crossview'`` (each node's two shared views agree, different nodes' are decorrelated),
             ``'mse'`` (the paper: within-side similarity matrices), ``'centered'``, ``'standardized'`` or
-            ``'neighbors'`` (see ``losses.global_structure_loss``).
+            ``'neighbors'`` (see ``study/global_modes.py``).
         global_pairs: ``'separate'`` (user–user and item–item pairs, one term each), ``'all'`` (every pair of Ω),
             ``'cross'`` (user–item pairs only) or ``'items'`` (item–item pairs only).
         global_tau: temperature of the 'neighbors' global mode.
