@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from recbole_darec.model.alignment.text_trust import (
-    FULL_TRUST_EXCESS, TextAgreement, text_agreement, trust_from_agreement,
+    FULL_TRUST_EXCESS, TRUST_FLOOR, TextAgreement, text_agreement, trust_from_agreement,
 )
 from recbole_darec.single_run import build
 from recbole_darec import Config
@@ -45,10 +45,13 @@ def test_text_that_matches_the_graph_is_trusted_and_shuffled_text_is_not():
 
 
 def test_weak_text_gets_a_share_between_zero_and_one():
-    rows, mask, users, items = _clustered_graph(noise=6.0)  # the cluster direction half drowned in noise
+    rows, mask, users, items = _clustered_graph(noise=4.2)  # the cluster direction partly drowned in noise
     weak = text_agreement(rows, mask, users, items)
     assert 0.0 < trust_from_agreement(weak) < 1.0
-    assert trust_from_agreement(weak) == pytest.approx((weak.excess - 3 * weak.null_std) / FULL_TRUST_EXCESS)
+    signal = weak.excess - 3 * weak.null_std
+    assert trust_from_agreement(weak) == pytest.approx((signal - TRUST_FLOOR) / (FULL_TRUST_EXCESS - TRUST_FLOOR))
+    weaker = text_agreement(*_clustered_graph(noise=6.0))  # some agreement, but below the floor: none of it trusted
+    assert weaker.excess > 5 * weaker.null_std and trust_from_agreement(weaker) == 0.0
 
 
 def test_the_measurement_is_seeded_and_leaves_the_global_random_stream_alone():
