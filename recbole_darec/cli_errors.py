@@ -8,6 +8,8 @@ shows the full traceback instead. Anything else (a bug) keeps its traceback.
 import os
 import sys
 
+import yaml
+
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "RECBOLE_DAREC_DEBUG"
 EXIT_USER_ERROR = 2
@@ -20,8 +22,6 @@ class UserError(ValueError):
 def user_error_types():
     """Exception types that are always the user's input: :class:`UserError` (every plugin layer's own error types
     derive from it, so this ground floor imports nothing above it) and errors of other libraries' layers."""
-    import yaml
-
     # FileNotFoundError: a missing dataset, config or checkpoint file (its message names the path); YAMLError: a
     # YAML file read from an open file (its message names the file and line).
     return (UserError, FileNotFoundError, yaml.YAMLError)

@@ -12,6 +12,10 @@ import os
 import warnings
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recbole_darec.run_id import new_run_id
 
 _APPLIED = False
 
@@ -35,8 +39,6 @@ def _restore_numpy_aliases():
 def _restore_dok_update():
     """scipy >= 1.13 dropped ``dok_matrix._update``, which RecBole's LightGCN/NCL/NGCF/GCMC/SpectralCF use
     to fill their adjacency. The dok matrix keeps its entries in ``_dict`` now, so we write into that."""
-    import scipy.sparse as sp
-
     if hasattr(sp.dok_matrix, "_update"):
         return
 
@@ -51,8 +53,6 @@ def _check_pandas():
     ``Series.agg(len)`` returns one scalar instead of per-row lengths, so missing values stay NaN and
     float_seq normalisation breaks. We pin ``pandas<3`` in setup.py and refuse to run on pandas 3 rather than
     train on silently unfilled features."""
-    import pandas as pd
-
     major = int(pd.__version__.split(".")[0])
     if major >= 3:
         raise ImportError(
@@ -76,9 +76,7 @@ class LazyTensorBoard:
     ROOT = "log_tensorboard"  # RecBole's cwd-relative folder
 
     def __init__(self, logger):
-        from recbole.utils import get_local_time
-
-        from recbole_darec.run_id import new_run_id
+        from recbole.utils import get_local_time  # lazy: RecBole loads after apply() (recbole_darec/__init__.py)
 
         stem = next((os.path.basename(h.baseFilename).split(".")[0] for h in logger.handlers
                      if hasattr(h, "baseFilename")), None)  # the log file is named per run (its hash has the run id)
@@ -87,7 +85,7 @@ class LazyTensorBoard:
 
     def __getattr__(self, name):  # add_scalar, add_hparams, flush, ...: the real writer, made on first use
         if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # lazy: tensorboard, only once a run logs to it
 
             self._writer = SummaryWriter(self.log_dir)
         return getattr(self._writer, name)
@@ -98,7 +96,7 @@ class LazyTensorBoard:
 
 
 def _name_tensorboard_per_run():
-    import recbole.trainer.trainer as recbole_trainer
+    import recbole.trainer.trainer as recbole_trainer  # lazy: RecBole loads after the numpy/scipy fixes above
 
     recbole_trainer.get_tensorboard = LazyTensorBoard
 

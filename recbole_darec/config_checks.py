@@ -5,10 +5,13 @@ refusal is a :class:`~recbole_darec.cli_errors.UserError` that names the key, it
 what to do.
 """
 
+import torch
 import yaml
 
 from recbole_darec.cli_errors import UserError
 from recbole_darec.config_keys import ESCAPE_KEY, did_you_mean, unknown_keys
+from recbole_darec.model import get_model
+from recbole_darec.model.composed.zoo import ZooBackbone
 from recbole_darec.yaml_files import read_yaml_file
 
 
@@ -158,9 +161,6 @@ def check_valid_metric(config):
 def check_backbone(config):
     """The generic ``DaRec`` composes the zoo model named by ``backbone``; the model would only look it up after the
     data load and the profile encoding."""
-    from recbole_darec.model import get_model
-    from recbole_darec.model.composed.zoo import ZooBackbone
-
     if not issubclass(config.model_class, ZooBackbone):
         return
     name = config["backbone"]
@@ -193,10 +193,10 @@ def check_darec_k(config):
 
 def check_text_control(config):
     """A misspelt text control would otherwise surface only when an aligned run builds its profiles."""
-    from recbole_darec.semantic.text_controls import KEYS, text_control
+    from recbole_darec.semantic.text_controls import KEYS as TEXT_CONTROL_KEYS, text_control
 
     try:
-        text_control({key: config[key] for key in KEYS if key in config.final_config_dict})
+        text_control({key: config[key] for key in TEXT_CONTROL_KEYS if key in config.final_config_dict})
     except ValueError as err:
         key = str(err).partition("=")[0]
         raise UserError(f"{err} ({_source(config, key)})") from None
@@ -215,12 +215,10 @@ def check_with_dataset(config, dataset):
 
 def available_memory(device):
     """(bytes free for new tensors on ``device``, its name): CUDA's free memory, else the host's available RAM."""
-    import torch
-
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0], f"GPU {device}"
-    import psutil
+    import psutil  # lazy: only a CPU run's memory check reads it
 
     return psutil.virtual_memory().available, "available RAM"
 

@@ -12,9 +12,11 @@ import difflib
 import functools
 from pathlib import Path
 
+import recbole.utils.argument_list as argument_list
 import yaml
 
 from recbole_darec import paths
+from recbole_darec.model.composed.darec import HEAD_KEYS, STUDY_KEYS
 
 ESCAPE_KEY = "allow_unknown_keys"
 
@@ -63,10 +65,6 @@ def _yaml_keys(folder, recursive=False):
 
 @functools.lru_cache(maxsize=None)
 def _static_known_keys(plugin_files_stamp):
-    import recbole.utils.argument_list as argument_list
-
-    from recbole_darec.model.composed.darec import HEAD_KEYS, STUDY_KEYS
-
     keys = set(RECBOLE_CODE_KEYS) | PLUGIN_CODE_KEYS
     keys |= _yaml_keys(paths.RECBOLE_PROPERTIES_DIR, recursive=True)
     for name in dir(argument_list):

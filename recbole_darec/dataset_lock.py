@@ -21,7 +21,7 @@ def folder_lock(folder):
     """Hold the exclusive lock of ``folder`` (an existing directory) for the ``with`` block."""
     path = os.path.realpath(folder)
     try:
-        import fcntl
+        import fcntl  # lazy: POSIX only; without it no lock is taken
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return

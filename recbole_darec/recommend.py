@@ -16,9 +16,20 @@ import os
 from pathlib import Path
 
 import torch
+from recbole.data.interaction import Interaction
 
+from recbole_darec.checkpoints import load_checkpoint
 from recbole_darec.cli_errors import UserError, run_cli
+from recbole_darec.model import get_model
+from recbole_darec.model.composed.semantic import SemanticMixin, no_cold_map_message
+from recbole_darec.semantic.build import semantic_settings
+from recbole_darec.semantic.cache import manifest_path, read_manifest
+from recbole_darec.semantic.encoder import TextEncoder, encoder_identity
 from recbole_darec.semantic.new_items import dataset_item_file, listing, read_new_items
+from recbole_darec.semantic.profiles import profile_settings, template_fields
+from recbole_darec.semantic.text_controls import text_control
+from recbole_darec.single_run import reload
+from recbole_darec.writable import check_writable
 
 ROW_FIELDS = ("user", "rank", "item", "name", "score", "new")
 # The reload is quiet: no progress bars, RecBole's log at WARNING (it has no handler here but Python's last resort).
@@ -35,16 +46,12 @@ def check_k(k):
 
 def check_llm_side(model_name, model_class):
     """Refuse a model with no LLM side before anything is loaded."""
-    from recbole_darec.model.composed.semantic import SemanticMixin, no_cold_map_message
-
     if not issubclass(model_class, SemanticMixin):
         raise UserError(no_cold_map_message(model_name, NO_LLM_SIDE))
 
 
 def default_name_field(config, item_types):
     """The first field the dataset's item template names, else the ``.item`` file's first token_seq field."""
-    from recbole_darec.semantic.profiles import profile_settings, template_fields
-
     named = [f for f in template_fields(profile_settings(config)["profile_item_template"]) if f in item_types]
     seqs = [f for f, t in item_types.items() if t == "token_seq" and f != config["ITEM_ID_FIELD"]]
     return (named or seqs or [None])[0]
@@ -86,8 +93,6 @@ class Recommender:
 
     def encode_new_items(self, path):
         """(tokens, frame, rows in the scoring space) of the items of ``path``; refuses a model with no text map."""
-        from recbole_darec.model.composed.semantic import SemanticMixin, no_cold_map_message
-
         if not isinstance(self.model, SemanticMixin):
             raise UserError(no_cold_map_message(self.model_name, NO_LLM_SIDE))
         self.model.cold_item_embeddings(torch.zeros(0, self.model.semantic_encoder_dim))  # a refusal comes first
@@ -143,8 +148,6 @@ class Recommender:
 
     def _known_scores(self, uids, mask_seen):
         """(n users, n items) scores of the known items; [PAD] and (``mask_seen``) seen items at -inf."""
-        from recbole.data.interaction import Interaction
-
         ids = torch.as_tensor(uids, dtype=torch.long)
         query = Interaction({self.uid_field: ids}).to(self.config["device"])
         scores = self.model.full_sort_predict(query).view(len(uids), -1).float().cpu().clone()
@@ -162,12 +165,6 @@ class Recommender:
 def _item_encoder(config, width):
     """The encoder the checkpoint's item tables were made with (its ``semantic_*`` settings), after checking that
     those tables are that encoder's rows of text generated from the ``.item`` file, as new items' will be."""
-    from recbole_darec.semantic import TextEncoder
-    from recbole_darec.semantic.build import semantic_settings
-    from recbole_darec.semantic.cache import manifest_path, read_manifest
-    from recbole_darec.semantic.encoder import encoder_identity
-    from recbole_darec.semantic.text_controls import text_control
-
     opts, ds = semantic_settings(config), config["dataset"]
     control = text_control(opts)
     if control is not None:
@@ -182,7 +179,7 @@ def _item_encoder(config, width):
         raise UserError(f"--new-items: {ds}'s item embeddings were made by {entry.get('encoder')}, not by the "
                         f"checkpoint's semantic_encoder ({identity['encoder']}): rebuild them with the checkpoint's "
                         "settings")
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # lazy: transformers, only for --new-items
 
     shown = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar; the caller's setting is restored
@@ -196,8 +193,6 @@ def _item_encoder(config, width):
 
 def load_recommender(checkpoint):
     """A :class:`Recommender` for a plugin checkpoint (read with torch's safe loader; the run's data rebuilt)."""
-    from recbole_darec.single_run import reload
-
     _, config, built = reload(checkpoint, overrides=QUIET)
     return Recommender(checkpoint, config, built.model, built.dataset)
 
@@ -250,10 +245,6 @@ def main(argv=None):
     parser.add_argument("--name_field", "--name-field", dest="name_field", default=None,
                         help="the .item field shown as the name (default: the item template's first field)")
     args = parser.parse_args(argv)
-    from recbole_darec.checkpoints import load_checkpoint
-    from recbole_darec.model import get_model
-    from recbole_darec.writable import check_writable
-
     # what needs no data load is refused before the (tens of seconds) reload
     check_k(args.k)
     users = [u.strip() for u in args.users.split(",") if u.strip()]

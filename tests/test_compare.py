@@ -256,7 +256,7 @@ def test_model_kind_follows_the_class_not_the_name(monkeypatch):
     from recbole_darec.model.composed.semantic import SemanticMixin
 
     new_head = type("MyHeadLightGCN", (SemanticMixin,), {})  # a head whose name says nothing
-    monkeypatch.setattr("recbole_darec.model.get_model", lambda name: new_head)
+    monkeypatch.setattr(records, "get_model", lambda name: new_head)
     assert records.model_kind("MyHeadLightGCN") == "plugin"
 
 

@@ -18,6 +18,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from recbole_darec.data.convert_rechorus import convert_rechorus
+from recbole_darec.data.convert_rlmrec import convert_rlmrec
+from recbole_darec.data.convert_unisrec import convert_unisrec
 from recbole_darec.dataset_lock import folder_lock
 from recbole_darec.paths import CACHE_DIR, DATASET_DIR, PROJECT_ROOT  # module names: tests point them elsewhere
 
@@ -30,20 +33,14 @@ def shared_data_dir():
 
 
 def _convert_rlmrec(src, name, out_dir):
-    from recbole_darec.data.convert_rlmrec import convert_rlmrec
-
     return convert_rlmrec(src, name, out_dir, force=True, verbose=False)
 
 
 def _convert_unisrec(src, name, out_dir):
-    from recbole_darec.data.convert_unisrec import convert_unisrec
-
     return convert_unisrec(src, name, "Scientific", out_dir, force=True, verbose=False)
 
 
 def _convert_rechorus_office(src, name, out_dir):
-    from recbole_darec.data.convert_rechorus import convert_rechorus
-
     return convert_rechorus(src, name, out_dir, "Office.text", "Office.item2index", force=True, verbose=False)
 
 

@@ -4,6 +4,8 @@ import pkgutil
 
 from recbole.utils import get_model as get_recbole_model
 
+from recbole_darec.cli_errors import UserError
+
 _PLUGIN_PACKAGE = "recbole_darec.model.general_recommender"
 
 
@@ -43,8 +45,6 @@ def get_model(name):
 
 
 def _unknown(name, why=""):
-    from recbole_darec.cli_errors import UserError
-
     raise UserError(
         f"unknown model '{name}'{why}: plugin models are {', '.join(plugin_model_names())}; "
         f"RecBole's zoo (e.g. BPR, LightGCN, SGL, NCL, NGCF) is searched as well"

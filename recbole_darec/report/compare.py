@@ -14,8 +14,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recbole_darec.checkpoints import LAST_SUFFIX
+from recbole_darec.model import get_model
 from recbole_darec.report import records as rec
-from recbole_darec.report import runner
+from recbole_darec.report import runner, tsne
 from recbole_darec.report.plots import bar_chart, curve_plot, diff_chart, figure_paths
 from recbole_darec.report.stats import summarize
 from recbole_darec.report.tables import write_tables
@@ -167,9 +169,6 @@ def write_report(opts, all_records, log=print):
 
 
 def _tsne_figures(opts, chosen, log):
-    from recbole_darec.model import get_model
-    from recbole_darec.report.tsne import tsne_from_checkpoint
-
     paths = {}
     for model in opts.models:
         model_class = _model_class(opts, chosen, model)
@@ -186,22 +185,19 @@ def _tsne_figures(opts, chosen, log):
         if png.is_file() and png.stat().st_mtime >= checkpoint.stat().st_mtime:
             paths[f"tsne_{model}"] = [png, pdf]  # up to date: t-SNE is slow, keep it
             continue
-        paths[f"tsne_{model}"], info = tsne_from_checkpoint(checkpoint, stem, max_points=opts.tsne_max_points)
+        paths[f"tsne_{model}"], info = tsne.tsne_from_checkpoint(checkpoint, stem, max_points=opts.tsne_max_points)
         log(f"t-SNE {model} (seed {runs[0]['seed']}): {info}")
     return paths
 
 
 def _tsne_pair_figures(opts, chosen, log):
     """DaRec rows beside their backbone's row (the class they are composed with), same seed, when both saved."""
-    from recbole_darec.model import get_model
-    from recbole_darec.report.tsne import backbone_class, tsne_pair_from_checkpoints
-
     classes = {label: _model_class(opts, chosen, label) for label in opts.models}
     order = opts.seeds or sorted({int(r["seed"]) for r in chosen})
     paths = {}
     for model, model_class in classes.items():
         cls = get_model(model_class)
-        base = backbone_class(cls) if hasattr(cls, "user_clusters") else None
+        base = tsne.backbone_class(cls) if hasattr(cls, "user_clusters") else None
         partners = [label for label, c in classes.items() if base is not None and c == base.__name__]
         if not partners:
             continue  # no backbone row in this comparison
@@ -217,7 +213,7 @@ def _tsne_pair_figures(opts, chosen, log):
         if png.is_file() and png.stat().st_mtime >= newest:
             paths[f"tsne_pair_{model}"] = [png, pdf]  # up to date: t-SNE is slow, keep it
             continue
-        paths[f"tsne_pair_{model}"], info = tsne_pair_from_checkpoints(
+        paths[f"tsne_pair_{model}"], info = tsne.tsne_pair_from_checkpoints(
             darec_checkpoint, backbone_checkpoint, stem, max_points=opts.tsne_max_points)
         log(f"t-SNE pair {model} / {partner} (seed {seed}): {info}")
     return paths
@@ -248,8 +244,6 @@ def _find_checkpoint(opts, record, model_class):
     if recorded.is_file():
         return recorded
     folder = opts.out_dir / "checkpoints" / f"{record['model']}-seed{record['seed']}"
-    from recbole_darec.checkpoints import LAST_SUFFIX
-
     # RecBole names checkpoints after the model class; the every-epoch .last.pth is not the best model
     found = sorted(p for p in folder.glob(f"{model_class}-*.pth") if not p.name.endswith(LAST_SUFFIX))
     return found[-1] if found else None

@@ -5,11 +5,14 @@ import platform
 import subprocess
 from pathlib import Path
 
+import numpy
+import recbole
+import scipy
+import torch
+
 
 def machine_info():
     """Where the numbers were measured: OS, CPU, core count and the GPU (if one was used)."""
-    import torch
-
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"platform": platform.platform(), "cpu": cpu_name(), "cpus": os.cpu_count(), "gpu": gpu}
 
@@ -37,11 +40,6 @@ def cpu_name():
 
 def versions():
     """Library versions and the project's git commit (dirty trees say so)."""
-    import numpy
-    import recbole
-    import scipy
-    import torch
-
     info = {"python": platform.python_version(), "torch": torch.__version__, "recbole": recbole.__version__,
             "numpy": numpy.__version__, "scipy": scipy.__version__}
     root = Path(__file__).resolve().parents[2]

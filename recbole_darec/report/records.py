@@ -9,6 +9,9 @@ import json
 import os
 from pathlib import Path
 
+from recbole_darec.model import get_model
+from recbole_darec.model.composed.semantic import SemanticMixin
+
 RUNS_FILE = "runs.jsonl"
 # Columns besides the test metrics; lower is better for both.
 EXTRA_COLUMNS = ("train_time_s", "epochs_to_best")
@@ -24,9 +27,6 @@ def model_kind(name):
     (``LightGCNBackbone``, ``SGLBackbone``, ``LightGCL``): the models an alignment method has to beat. A name no
     lookup resolves (a record of a model since removed) is a baseline.
     """
-    from recbole_darec.model import get_model
-    from recbole_darec.model.composed.semantic import SemanticMixin
-
     try:
         model_class = get_model(name)
     except (ValueError, ImportError):

@@ -12,7 +12,14 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+from recbole.utils import init_logger
+
+from recbole_darec.checkpoints import LAST_SUFFIX, check_belongs, load_checkpoint, setting_differences
+from recbole_darec.cli_errors import UserError
+from recbole_darec.config import isolated_config
 from recbole_darec.report.environment import machine_info, versions
+from recbole_darec.single_run import plain_floats, run_once
 
 
 def _best_epoch(history, bigger):
@@ -33,13 +40,6 @@ def run_one(spec):
             variant), ``threads`` (torch CPU threads) and ``use_ray_gpu`` (take the GPU Ray
             assigned to this task).
     """
-    import recbole_darec  # noqa: F401  (compat shims first, also inside worker processes)
-    import torch
-    from recbole.utils import init_logger
-
-    from recbole_darec.config import isolated_config
-    from recbole_darec.single_run import plain_floats, run_once
-
     # RecBole 1.2.1's pandas/torch FutureWarnings say nothing about this run; in workers they flood the console.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
     if spec.get("threads"):
@@ -127,8 +127,6 @@ def _resume_interrupted(folder):
     """``before_fit`` hook: continue from the every-epoch checkpoint an interrupted attempt at this very run left in
     ``folder`` (same model, seed, split and settings), bit for bit as if never stopped; anything else there is stale
     and removed, so it is never taken for this run's checkpoint."""
-    from recbole_darec.checkpoints import LAST_SUFFIX
-
     def before_fit(trainer):
         folder_path = Path(folder)
         last = sorted(folder_path.glob(f"*{LAST_SUFFIX}"), key=lambda p: p.stat().st_mtime)
@@ -151,9 +149,6 @@ def _resume_interrupted(folder):
 def _read_if_resumable(path, trainer):
     """(checkpoint, None) when ``path`` is an interrupted attempt at ``trainer``'s run, else (None, the reason it
     is not). The checkpoint is read once, onto the trainer's device, and handed to ``resume_checkpoint``."""
-    from recbole_darec.checkpoints import check_belongs, load_checkpoint, setting_differences
-    from recbole_darec.cli_errors import UserError
-
     try:
         checkpoint = load_checkpoint(path, map_location=trainer.device)
         check_belongs(checkpoint, trainer.config, trainer.split_fingerprint, path)
@@ -183,7 +178,7 @@ def _die_with_parent():
     process group anyway). Elsewhere a no-op."""
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
+    import ctypes  # lazy: Linux only
 
     pr_set_pdeathsig = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
@@ -208,7 +203,7 @@ def run_many(specs, on_record, on_error, parallel=1, ray_options=None):
             else:
                 on_record(spec, record)
         return
-    import multiprocessing
+    import multiprocessing  # lazy: only parallel > 1 uses a process pool
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // parallel)  # share the cores instead of oversubscribing them
@@ -234,7 +229,7 @@ def _stop_pool(pool):
 
 
 def _run_ray(specs, on_record, on_error, address=None, cpus_per_run=1.0, gpus_per_run=0.0):
-    import ray
+    import ray  # lazy: optional and heavy, only for --ray
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -247,7 +242,7 @@ def _run_ray(specs, on_record, on_error, address=None, cpus_per_run=1.0, gpus_pe
 
 
 def _ray_loop(specs, on_record, on_error, cpus_per_run, gpus_per_run):
-    import ray
+    import ray  # lazy: optional and heavy, only for --ray
 
     task = ray.remote(run_one).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
     threads = max(1, int(cpus_per_run))

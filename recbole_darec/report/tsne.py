@@ -10,8 +10,11 @@ Models, datasets and configs are rebuilt from checkpoints with :func:`recbole_da
 (safe torch load).
 """
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
+from recbole_darec.model.composed.semantic import SemanticMixin
+from recbole_darec.quick_start import load_data_and_model
 from recbole_darec.report.plots import colormap, save_figure
 
 DEFAULT_MAX_POINTS = 5000  # t-SNE is O(n log n) but slow on 2 cores past a few thousand points
@@ -19,7 +22,7 @@ DEFAULT_MAX_POINTS = 5000  # t-SNE is O(n log n) but slow on 2 cores past a few 
 
 def embed_2d(points, random_state=0):
     """t-SNE to 2-D with a fixed seed (the same checkpoint always gives the same picture)."""
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # lazy: sklearn's t-SNE, only when a figure is drawn
 
     n = len(points)
     perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))  # sklearn requires perplexity < n
@@ -36,7 +39,7 @@ def sample_rows(n, max_points, random_state=0):
 
 def cosine_silhouette(points, labels):
     """Silhouette of ``labels`` on ``points`` with cosine distance; None with one cluster or one point per cluster."""
-    from sklearn.metrics import silhouette_score
+    from sklearn.metrics import silhouette_score  # lazy: sklearn, only when a figure is drawn
 
     k = len(set(labels.tolist()))
     return float(silhouette_score(points, labels, metric="cosine")) if 1 < k < len(points) else None
@@ -48,7 +51,7 @@ def kmeans_silhouette(points, k, random_state=0):
     K-means runs on L2-normalised rows, as the DaRec head clusters, so the cosine silhouette measures the partition
     in the geometry it was found in; both panels of the pair figure use this one procedure.
     """
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # lazy: sklearn, only when a figure is drawn
 
     unit = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
     labels = KMeans(n_clusters=k, n_init=10, random_state=random_state).fit_predict(unit)
@@ -57,8 +60,6 @@ def kmeans_silhouette(points, k, random_state=0):
 
 def load_model(checkpoint):
     """(config, model in eval mode) rebuilt from a checkpoint."""
-    from recbole_darec.quick_start import load_data_and_model
-
     config, model, *_ = load_data_and_model(str(checkpoint))  # builds its Config apart from sys.argv
     model.eval()  # no edge dropout or masking while reading representations
     return config, model
@@ -79,16 +80,12 @@ def backbone_class(model_class):
     ``DaRecLightGCN(DaRecMixin, LightGCNBackbone)`` -> ``LightGCNBackbone``. For the generic ``DaRec`` this is the
     zoo adapter, whose real backbone is a config value, so no comparison row ever matches it.
     """
-    from recbole_darec.model.composed.semantic import SemanticMixin
-
     return next((b for b in model_class.__bases__ if not issubclass(b, SemanticMixin)), None)
 
 
 def backbone_users_from_checkpoint(checkpoint):
     """(model name, final user embeddings as numpy, [PAD] skipped) from any model whose ``forward()`` returns
     ``(user_all, item_all)``."""
-    import torch
-
     config, model = load_model(checkpoint)
     with torch.no_grad():
         user_all, _ = model.forward()

@@ -5,16 +5,21 @@ A comparison that dies on its fifth model after an hour of training is the failu
 import inspect
 from pathlib import Path
 
-from recbole_darec.config import isolated_config
+from recbole.model.abstract_recommender import GeneralRecommender
+
+from recbole_darec.config import available_datasets, isolated_config
+from recbole_darec.config_checks import read_config_file  # the run's reader: same errors, same file named
 from recbole_darec.config_keys import undefined_keys
+from recbole_darec.data.sources import has_atomic_files, locate
+from recbole_darec.model import get_model, plugin_model_names
+from recbole_darec.paths import DATASET_DIR
 from recbole_darec.report.errors import CompareError
 from recbole_darec.report.variants import resolve
 
 
 def recbole_zoo_names():
     """Names of RecBole's general (collaborative-filtering) recommenders."""
-    from recbole.model import general_recommender
-    from recbole.model.abstract_recommender import GeneralRecommender
+    from recbole.model import general_recommender  # lazy: loads all of RecBole's general models; error path only
 
     return sorted(name for name, obj in inspect.getmembers(general_recommender, inspect.isclass)
                   if issubclass(obj, GeneralRecommender) and obj is not GeneralRecommender)
@@ -22,8 +27,6 @@ def recbole_zoo_names():
 
 def check_models(models):
     """Raise :class:`CompareError` naming every unknown model and listing the available ones."""
-    from recbole_darec.model import get_model, plugin_model_names
-
     if not models:
         raise CompareError("no models given: --models=BPR,LightGCN,DaRecLightGCN")
     unknown = []
@@ -43,9 +46,6 @@ def check_models(models):
 
 def dataset_choices(data_path=None):
     """Datasets with a plugin config (dataset_configs/) or a folder of atomic files in the data path."""
-    from recbole_darec.config import available_datasets
-    from recbole_darec.paths import DATASET_DIR
-
     root = Path(data_path) if data_path else DATASET_DIR
     folders = [p.name for p in root.glob("*") if p.is_dir() and any(p.glob(f"{p.name}*.inter"))]
     return sorted(set(available_datasets()) | set(folders))
@@ -53,8 +53,6 @@ def dataset_choices(data_path=None):
 
 def configured_data_path(config_files=(), overrides=None):
     """``data_path`` as a run would get it from its config files and overrides (later wins, overrides last)."""
-    from recbole_darec.config_checks import read_config_file  # the run's reader: same errors, same file named
-
     data_path = None
     for path in config_files:
         if not Path(path).is_file():
@@ -69,8 +67,6 @@ def check_dataset(dataset, overrides=None, config_files=()):
     The files are looked up the way a run looks them up (``recbole_darec.data.sources.locate``), with the
     ``data_path`` of the config files or the overrides.
     """
-    from recbole_darec.data.sources import has_atomic_files, locate
-
     data_path = configured_data_path(config_files, overrides)
     if has_atomic_files(Path(locate(dataset, data_path)) / dataset, dataset):
         return

@@ -11,15 +11,19 @@ The split that user profiles are built from is the one a run with the same confi
 differs rebuilds the profiles itself. ``--model`` only selects which model YAML defaults apply.
 """
 import argparse
+import ast
 
 from recbole_darec.cli_errors import UserError, run_cli
+# Upward on purpose: this is a command (python -m recbole_darec.semantic), which builds a run's Config and takes
+# the dataset folder's lock as a run does; the package it sits in stays below both.
+from recbole_darec.config import isolated_config
+from recbole_darec.data.atomic_check import check_atomic_headers
 from recbole_darec.semantic.build import ensure_semantic_embeddings
+from recbole_darec.single_run import dataset_build_lock
 
 
 def _parse_value(text):
     """RecBole-style literal: numbers, booleans, None, lists; anything else stays a string."""
-    import ast
-
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -50,12 +54,6 @@ def main(argv=None):
                        ("semantic_dtype", args.dtype)):
         if value is not None:
             overrides[key] = value
-
-    # Upward on purpose: this is a command (python -m recbole_darec.semantic), which builds a run's Config and takes
-    # the dataset folder's lock as a run does; the package it sits in stays below both.
-    from recbole_darec.config import isolated_config
-    from recbole_darec.data.atomic_check import check_atomic_headers
-    from recbole_darec.single_run import dataset_build_lock
 
     # The overrides were parsed above; RecBole must not parse sys.argv again.
     config = isolated_config(args.model, args.dataset, args.config_files.split() if args.config_files else None,

@@ -122,7 +122,7 @@ class TextEncoder:
     """
 
     def __init__(self, name_or_path=None, device=None, batch_size=64, max_length=None, dtype="float32"):
-        from transformers import AutoModel, AutoTokenizer  # heavy import, only when encoding
+        from transformers import AutoModel, AutoTokenizer  # lazy: heavy, only when encoding
 
         if batch_size is None or int(batch_size) < 1:
             raise ValueError(f"semantic_batch_size must be a positive integer, got {batch_size!r}")
@@ -174,7 +174,7 @@ class TextEncoder:
     def encode(self, texts, show_progress=True, desc="encoding"):
         """Encode ``texts`` (list of str) into an ``(len(texts), dim)`` float32 array of unit rows (in input
         order; a text given twice is encoded once)."""
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # lazy: only when encoding
 
         texts = list(texts)
         unique = list(dict.fromkeys(texts))

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from recbole.data import create_dataset
+from recbole.utils import init_seed
 
 from recbole_darec.semantic.profiles import read_atomic
 
@@ -59,9 +61,6 @@ def without_semantic_keys(config):
 
 
 def _recbole_train_pairs(config):
-    from recbole.data import create_dataset
-    from recbole.utils import init_seed
-
     cfg = without_semantic_keys(config)
     cfg.final_config_dict["save_dataset"] = False  # the replay must leave no dataset file in checkpoint_dir
     logger = logging.getLogger()

@@ -4,7 +4,13 @@ import shutil
 import warnings
 from pathlib import Path
 
+import torch
+
 from recbole_darec.atomic import atomic_write_json
+from recbole_darec.checkpoints import load_checkpoint
+from recbole_darec.config import isolated_config
+from recbole_darec.single_run import plain_floats, reload, run_once
+from recbole_darec.text_tables import format_result_table
 from recbole_darec.tune.trainable import BEST_FILE
 
 TEST_FILE = "test_result.json"
@@ -12,8 +18,6 @@ MODEL_FILE = "best_model.pth"
 
 
 def _driver_gpu_id(settings):
-    import torch
-
     if settings.get("gpus_per_trial") and torch.cuda.is_available():
         return str(settings["config_dict"].get("gpu_id", "0"))
     return ""
@@ -40,10 +44,6 @@ def evaluate_best(best, settings, params, exp_path, mode="reload"):
 
 
 def _evaluate_best(best, settings, params, exp_path, mode):
-    from recbole_darec.checkpoints import load_checkpoint
-    from recbole_darec.config import isolated_config
-    from recbole_darec.single_run import plain_floats, reload, run_once
-
     gpu_id = _driver_gpu_id(settings)
     model_file = exp_path / MODEL_FILE
     if mode == "reload":
@@ -88,8 +88,6 @@ def _copy_best_checkpoint(best, target):
 
 def summary(result, meta, exp_path):
     """Plain-text closing report of a sweep."""
-    from recbole_darec.text_tables import format_result_table
-
     lines = [f"Experiment: {exp_path}",
              f"Trials: {len(result.table)}  (table: trials.csv / trials.md, plots: sensitivity_*.png)",
              f"Best trial {result.best_trial_id} by valid {meta['valid_metric']}: {result.best_valid_score}",

@@ -27,7 +27,7 @@ def unfinished_trials(exp_path, expected=None):
         list[str]: ``"<trial_id> <status>"`` per unfinished trial, and ``"<n> not started"`` when the search has
         not yet created ``expected`` trials.
     """
-    from ray.tune import ExperimentAnalysis
+    from ray.tune import ExperimentAnalysis  # lazy: ray, only when a sweep has run
 
     trials = ExperimentAnalysis(str(exp_path)).trials
     unfinished = [f"{t.trial_id} {t.status}" for t in trials if t.status not in FINISHED]
@@ -104,7 +104,7 @@ def sensitivity_plots(table, space, meta, exp_path):
     Returns:
         list[Path]: the written files (none when no trial has a score).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib, only for the plots
     from matplotlib.figure import Figure  # no pyplot: never touches the caller's backend
 
     if "best_valid_score" not in table:

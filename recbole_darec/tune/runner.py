@@ -14,6 +14,8 @@ from recbole_darec.atomic import atomic_write_json
 from recbole_darec.cli_errors import UserError
 from recbole_darec.config import isolated_config
 from recbole_darec.config_keys import ESCAPE_KEY, allowed_extra_keys, undefined_keys
+from recbole_darec.tune import final
+from recbole_darec.tune import results as report
 from recbole_darec.tune.space import SEARCH_MODES, SearchSpaceError, load_space, parse_space
 from recbole_darec.tune.trainable import train_trial
 
@@ -101,7 +103,7 @@ def check_options(opts):
         raise SweepError("--num-cpus sizes a private local Ray; it cannot be combined with --address")
     if opts.search == "optuna":
         try:
-            import optuna  # noqa: F401
+            import optuna  # noqa: F401  (lazy: optional; this only checks it is installed)
         except ImportError:
             raise SweepError("--search optuna needs the optuna package: pip install optuna "
                              "(or use --search random|grid)") from None
@@ -189,9 +191,7 @@ def run_sweep(opts):
     Returns:
         SweepResult
     """
-    from ray import tune
-
-    from recbole_darec.tune import results as report
+    from ray import tune  # lazy: ray, only when a sweep runs (import recbole_darec.tune stays cheap)
 
     # num_to_keep forces an experiment snapshot every few reports; that is cheap here, and Ray's warning about
     # it would repeat all through a sweep of short epochs.
@@ -246,7 +246,7 @@ def run_sweep(opts):
     finally:
         stop.restore()
         if started_ray:
-            import ray
+            import ray  # lazy: ray, only when a sweep runs
 
             ray.shutdown()
 
@@ -290,8 +290,6 @@ def _interrupted(opts, exp_path, stop):
 
 
 def _finish(result, grid, opts, settings, meta, exp_path):
-    from recbole_darec.tune import final
-
     ok = [r for r in grid if r.error is None and METRIC in (r.metrics or {})]
     if not ok:
         raise SweepError(f"no trial of {exp_path} finished with a validation result; see its trial folders")
@@ -306,7 +304,7 @@ def _finish(result, grid, opts, settings, meta, exp_path):
 
 
 def _new_tuner(opts, space, meta, trainable):
-    from ray import tune
+    from ray import tune  # lazy: ray, only when a sweep runs
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if opts.scheduler == "asha":
@@ -317,7 +315,7 @@ def _new_tuner(opts, space, meta, trainable):
         scheduler = FIFOScheduler()
     search_alg = None
     if opts.search == "optuna":
-        from ray.tune.search.optuna import OptunaSearch
+        from ray.tune.search.optuna import OptunaSearch  # lazy: optional optuna
 
         search_alg = OptunaSearch()
     return tune.Tuner(
@@ -352,7 +350,7 @@ def _expected_trials(opts, space):
 
 def _init_ray(opts):
     """Start a private local Ray, or join ``--address``; returns whether this call started Ray."""
-    import ray
+    import ray  # lazy: ray, only when a sweep runs
 
     if ray.is_initialized():
         return False
@@ -369,7 +367,7 @@ def _resolve_gpus(opts):
 
     On an existing cluster (``--address``) a shortfall is only a warning: an autoscaler may add nodes.
     """
-    import ray
+    import ray  # lazy: ray, only when a sweep runs
 
     resources = ray.cluster_resources()
     gpus = (1 if resources.get("GPU", 0) else 0) if opts.gpus_per_trial is None else opts.gpus_per_trial
@@ -408,7 +406,7 @@ def _load_sweep(opts):
     if not opts.name:
         raise SweepError("--resume needs --name (the experiment to continue)")
     exp_path = experiment_path(opts)
-    from ray import tune
+    from ray import tune  # lazy: ray, only to resume a sweep
 
     if not (exp_path / SWEEP_FILE).is_file() or not tune.Tuner.can_restore(str(exp_path)):
         raise SweepError(f"nothing to resume at {exp_path}: no sweep was started there")

@@ -110,7 +110,7 @@ class SearchSpace:
 
     def to_tune(self, search="random"):
         """Ray Tune ``param_space`` for the given search mode (``random``, ``grid`` or ``optuna``)."""
-        from ray import tune
+        from ray import tune  # lazy: ray, only when a sweep starts (validating a space needs none)
 
         space = {}
         for name, p in self.params.items():

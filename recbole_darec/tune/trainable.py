@@ -11,7 +11,13 @@ import shutil
 import warnings
 from pathlib import Path
 
+import torch
+from recbole.utils import early_stopping
+
+from recbole_darec import checkpoints
 from recbole_darec.atomic import atomic_path
+from recbole_darec.config import isolated_config
+from recbole_darec.single_run import plain_floats, run_once
 
 LATEST_FILE = "latest.pth"
 BEST_FILE = "best.pth"
@@ -26,13 +32,7 @@ def train_trial(params, settings):
         settings (dict): ``model``, ``dataset``, ``config_dict`` (files, fixed values and overrides, merged by
             the driver so workers need no config files), ``cpus_per_trial``, ``gpus_per_trial``.
     """
-    import recbole_darec  # noqa: F401  (compat shims must apply inside the worker process too)
-    import torch
-    from ray import tune
-
-    from recbole_darec.checkpoints import load_checkpoint
-    from recbole_darec.config import isolated_config
-    from recbole_darec.single_run import run_once
+    from ray import tune  # lazy: ray, only inside a trial
 
     _quiet_worker()
     torch.set_num_threads(max(1, int(settings.get("cpus_per_trial") or 1)))
@@ -61,7 +61,7 @@ def train_trial(params, settings):
                 if (Path(folder) / name).is_file():
                     shutil.copy2(Path(folder) / name, checkpoint_dir / name)
         trainer.resume_checkpoint(checkpoint_dir / LATEST_FILE)
-        reporter.best = load_checkpoint(checkpoint_dir / LATEST_FILE).get(BEST_KEY, {})
+        reporter.best = checkpoints.load_checkpoint(checkpoint_dir / LATEST_FILE).get(BEST_KEY, {})
 
     run_once(config, saved=False, epoch_callback=reporter, before_fit=resume_from_ray, test=False)
 
@@ -81,13 +81,8 @@ class _Reporter:
         self.best = {}  # epoch and valid metrics of the best evaluation so far (kept in latest.pth for resumes)
 
     def __call__(self, trainer, epoch_idx, valid_score, valid_result):
-        import ray
-        import torch
+        import ray  # lazy: ray, only inside a trial
         from ray import tune
-        from recbole.utils import early_stopping
-
-        from recbole_darec import checkpoints
-        from recbole_darec.single_run import plain_floats
 
         # The callback runs before RecBole updates its early-stopping state, so compute that update here: the
         # checkpoint must hold the state *after* this evaluation for a resumed trial to stop at the same epoch.

@@ -2,6 +2,7 @@
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 
+from recbole_darec.model import get_model
 from recbole_darec.model.backbones.base import CachedDotProductScoring
 
 
@@ -19,8 +20,6 @@ class ZooBackbone(CachedDotProductScoring, GeneralRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        from recbole_darec.model import get_model
-
         name = config["backbone"]  # RecBole's Config returns None for an unset key
         if not name:
             raise ValueError("config key 'backbone' must name a model with forward() -> (user_e, item_e), e.g. LightGCN")
