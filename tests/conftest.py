@@ -29,7 +29,7 @@ def pytest_runtest_setup(item):
             if path.is_dir() and any(path.iterdir()):
                 continue
             origin = DATA_ORIGINS.get(subdir.split("/")[0], "the original files")
-            message = (f"third-party data not found at {path}: get {origin} (README 'Datasets', dataset/README.md) "
+            message = (f"third-party data not found at {path}: get {origin} (docs/datasets.md, dataset/README.md) "
                        "into shared/data/ beside the checkout (or the folder $RECBOLE_DAREC_SHARED_DATA names)")
             if os.environ.get("CI", "").strip().lower() in ("true", "1"):
                 pytest.fail(f"CI=true but {message}", pytrace=False)
