@@ -41,6 +41,13 @@ def pop_debug_flag(argv):
     return rest, wanted
 
 
+def listing(values, most=5):
+    """``'a, b, c, d, e and 3 more'``: at most ``most`` values named, for messages about many ids or keys."""
+    values = [str(v) for v in values]
+    more = f" and {len(values) - most} more" if len(values) > most else ""
+    return ", ".join(values[:most]) + more
+
+
 def one_line(err):
     """The message of an error as one line (RecBole's KeyError repr quotes, multi-line hints joined)."""
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)

@@ -12,20 +12,20 @@ ranked together with the known items. A mistake in the input is one line and exi
 import argparse
 import csv
 import math
-import os
 from pathlib import Path
 
 import torch
 from recbole.data.interaction import Interaction
 
+from recbole_darec.atomic import atomic_path
 from recbole_darec.checkpoints import load_checkpoint
-from recbole_darec.cli_errors import UserError, run_cli
+from recbole_darec.cli_errors import UserError, listing, run_cli
 from recbole_darec.model import get_model
 from recbole_darec.model.composed.semantic import SemanticMixin, no_cold_map_message
 from recbole_darec.semantic.build import semantic_settings
 from recbole_darec.semantic.cache import manifest_path, read_manifest
 from recbole_darec.semantic.encoder import TextEncoder, encoder_identity
-from recbole_darec.semantic.new_items import dataset_item_file, listing, read_new_items
+from recbole_darec.semantic.new_items import dataset_item_file, read_new_items
 from recbole_darec.semantic.profiles import profile_settings, template_fields
 from recbole_darec.semantic.text_controls import text_control
 from recbole_darec.single_run import reload
@@ -93,8 +93,7 @@ class Recommender:
 
     def encode_new_items(self, path):
         """(tokens, frame, rows in the scoring space) of the items of ``path``; refuses a model with no text map."""
-        if not isinstance(self.model, SemanticMixin):
-            raise UserError(no_cold_map_message(self.model_name, NO_LLM_SIDE))
+        check_llm_side(self.model_name, type(self.model))
         self.model.cold_item_embeddings(torch.zeros(0, self.model.semantic_encoder_dim))  # a refusal comes first
         new = read_new_items(path, self.config)
         encoder = _item_encoder(self.config, self.model.semantic_encoder_dim)
@@ -205,16 +204,10 @@ def recommend(checkpoint, users, k=10, new_items=None, mask_seen=True, name_fiel
 
 def write_csv(path, rows):
     """``rows`` as CSV (``ROW_FIELDS``), written to a temp file beside ``path`` and renamed over it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=ROW_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=ROW_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def format_rows(rows, users):

@@ -16,7 +16,7 @@ import torch
 from recbole.utils import init_logger
 
 from recbole_darec.checkpoints import LAST_SUFFIX, check_belongs, load_checkpoint, setting_differences
-from recbole_darec.cli_errors import UserError
+from recbole_darec.cli_errors import UserError, listing
 from recbole_darec.config import isolated_config
 from recbole_darec.report.environment import machine_info, versions
 from recbole_darec.single_run import plain_floats, run_once
@@ -156,8 +156,7 @@ def _read_if_resumable(path, trainer):
         return None, str(err)
     changed = setting_differences(checkpoint, trainer.config)
     if changed:
-        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        return None, f"written with other settings: {', '.join(changed[:5])}{more}"
+        return None, f"written with other settings: {listing(changed)}"
     return checkpoint, None
 
 

@@ -4,19 +4,12 @@ dataset's own item profiles are (same template, value maps and joiners: :func:`p
 from collections import Counter, namedtuple
 from pathlib import Path
 
-from recbole_darec.cli_errors import UserError, one_line
+from recbole_darec.cli_errors import UserError, listing, one_line
 from recbole_darec.semantic.profiles import item_texts, profile_settings, read_atomic, template_fields, text_fields
 from recbole_darec.semantic.split import known_tokens
 
 # tokens: the new ids in file order; texts: their profile texts (same order); frame: the file as read (strings)
 NewItems = namedtuple("NewItems", "tokens texts frame")
-
-
-def listing(values, most=5):
-    """``'a, b, c, d, e and 3 more'``: at most ``most`` values named."""
-    values = [str(v) for v in values]
-    more = f" and {len(values) - most} more" if len(values) > most else ""
-    return ", ".join(values[:most]) + more
 
 
 def dataset_item_file(config):
