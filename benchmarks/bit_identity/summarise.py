@@ -1,8 +1,8 @@
-"""Summary of run.sh's five runs: per-epoch loss terms, valid/test results, sha256 of each best checkpoint's state_dict."""
+"""Summary of run.sh's runs (the models named after OUT): per-epoch loss terms, valid/test results, sha256 of each best checkpoint's state_dict."""
 import glob, hashlib, os, re, sys
 import torch
-root = sys.argv[1]  # the OUT folder of run.sh
-for name in ("DaRecLightGCN", "LightGCNBackbone", "RLMRecConLightGCN", "BPR", "SGLBackbone"):
+root, names = sys.argv[1], sys.argv[2:]  # the OUT folder of run.sh, then its models
+for name in names:
     d = os.path.join(root, name)
     logs = glob.glob(os.path.join(d, "log", "**", "*.log"), recursive=True)
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", l) for l in open(logs[0]).read().splitlines()]
