@@ -122,3 +122,90 @@ def test_the_ground_imports_nothing_of_the_plugin():
     edges = import_graph()
     for ground in ("recbole_darec.cli_errors", "recbole_darec.paths", "recbole_darec.atomic", "recbole_darec.run_id"):
         assert edges[ground] == set(), (ground, edges[ground])
+
+
+# Imports that run from a lower floor up to a higher one, each kept on purpose, with why. A floor is a room's height
+# in the import graph, a room being a top-level module or a subpackage (as `farm-studio look` draws the house).
+# At most 3; each carries a "# Upward on purpose: ..." comment beside it in the source.
+UPWARD_ON_PURPOSE = {
+    ("recbole_darec.semantic.__main__", "recbole_darec.config"):
+        "python -m recbole_darec.semantic is a command: it builds the Config a run would build, so the profiles "
+        "are split as that run splits them",
+    ("recbole_darec.semantic.__main__", "recbole_darec.single_run"):
+        "the command takes the dataset folder's lock as a run does, so the two never write the same files at once",
+}
+
+
+def _room(module):
+    return ".".join(module.split(".")[:2])
+
+
+def room_graph(edges, leave_out=()):
+    """Room -> rooms it imports, read from the module imports except the (importer, imported) pairs left out."""
+    rooms = {_room(m): set() for m in edges}
+    for module, targets in edges.items():
+        for target in targets:
+            if (module, target) not in leave_out and _room(target) != _room(module):
+                rooms[_room(module)].add(_room(target))
+    return rooms
+
+
+def floors(rooms):
+    """Room -> floor: 1 for a room that imports no other, else one above the highest room it imports (no circle)."""
+    out = {}
+
+    def floor(room):
+        if room not in out:
+            out[room] = 1 + max((floor(r) for r in rooms[room]), default=0)
+        return out[room]
+
+    for room in rooms:
+        floor(room)
+    return out
+
+
+def rooms_tied_upward(edges):
+    """Groups of rooms whose imports run in a loop once the imports kept on purpose are left out: each loop holds an
+    import that runs up a floor and is not on the list."""
+    return circles(room_graph(edges, leave_out=UPWARD_ON_PURPOSE))
+
+
+def test_no_import_runs_up_a_floor_except_those_kept_on_purpose():
+    edges = import_graph()
+    assert rooms_tied_upward(edges) == [], "a new import runs up a floor: remove it, or list it with its reason"
+    assert len(UPWARD_ON_PURPOSE) <= 3
+    height = floors(room_graph(edges, leave_out=UPWARD_ON_PURPOSE))
+    for (importer, imported), reason in UPWARD_ON_PURPOSE.items():
+        assert imported in edges[importer], f"{importer} no longer imports {imported}: take it off the list"
+        assert height[_room(importer)] < height[_room(imported)], f"{importer} -> {imported} no longer runs up"
+        assert len(reason) > 40
+
+
+def _comment_above(path, module):
+    """The '#' lines right above the import of ``module`` in ``path``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"from {module} import"))
+    above = []
+    for line in reversed(lines[:at]):
+        if not line.startswith("#"):
+            break
+        above.append(line)
+    return above
+
+
+def test_each_upward_import_says_why_beside_it():
+    mods = _modules()
+    for importer, imported in UPWARD_ON_PURPOSE:
+        comment = _comment_above(mods[importer][0], imported)
+        assert any(line.startswith("# Upward on purpose: ") for line in comment), (importer, imported)
+
+
+def test_a_made_up_upward_import_would_be_caught():
+    edges = {module: set(targets) for module, targets in import_graph().items()}
+    edges["recbole_darec.paths"].add("recbole_darec.report.runner")  # the ground reaching up to the top floor
+    tied = rooms_tied_upward(edges)
+    assert len(tied) == 1 and {"recbole_darec.paths", "recbole_darec.report"} <= set(tied[0])
+    # and one beside a kept import, from the same room to the same room, is not hidden by the kept one
+    edges = {module: set(targets) for module, targets in import_graph().items()}
+    edges["recbole_darec.semantic.build"].add("recbole_darec.config")
+    assert rooms_tied_upward(edges) != []

@@ -14,11 +14,13 @@ import argparse
 import ast
 
 from recbole_darec.cli_errors import UserError, run_cli
-# Upward on purpose: this is a command (python -m recbole_darec.semantic), which builds a run's Config and takes
-# the dataset folder's lock as a run does; the package it sits in stays below both.
+# Upward on purpose: this is a command (python -m recbole_darec.semantic), which builds the Config a run would
+# build, so profiles are split as that run splits them; the package it sits in stays below the config.
 from recbole_darec.config import isolated_config
 from recbole_darec.data.atomic_check import check_atomic_headers
 from recbole_darec.semantic.build import ensure_semantic_embeddings
+# Upward on purpose: the command takes the dataset folder's lock as a run does, so the two never write the same
+# files at once; the package it sits in stays below single_run.
 from recbole_darec.single_run import dataset_build_lock
 
 
