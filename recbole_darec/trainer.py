@@ -6,6 +6,7 @@ RecBole's model-specific training steps are kept and no trainer is copied. It ad
 * checkpoints that load under torch's safe ``weights_only=True`` (the config is stored as a plain dict; RecBole
   pickles its Config object, which torch >= 2.6 refuses to load),
 * loss terms logged by name (``model.loss_names``) instead of ``train_loss1, train_loss2``,
+* the plugin models' one per-epoch hook, ``model.start_training_epoch()``, before every training epoch,
 * ``epoch_callback(trainer, epoch_idx, valid_score, valid_result)`` after every validation, for Ray Tune,
 * ``valid_history``: (epoch, valid_score, valid_result) per evaluation, for training curves,
 * exact resume: a ``.last.pth`` checkpoint beside the best one after every epoch, with optimizer, RNG and
@@ -179,7 +180,7 @@ class PluginTrainerMixin:
             # from the RNGs since: its state is exactly what a resumed run needs.
             self._save_last_checkpoint(epoch_idx - 1)
         self._epoch_idx = epoch_idx
-        if hasattr(self.model, "start_training_epoch"):  # per-epoch schedules (head_interval)
+        if hasattr(self.model, "start_training_epoch"):  # the plugin models' per-epoch hook (zoo models lack it)
             self.model.start_training_epoch()
         return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.common import FirstBatches
 from recbole_darec import Config, run_recbole_darec
 from recbole_darec.single_run import build
 
@@ -139,6 +140,21 @@ def test_head_interval_runs_the_head_on_every_kth_step_scaled_by_k(model, quick_
             assert all(t == 0 and not t.requires_grad for t in terms)
     third.start_training_epoch()  # a new epoch starts the schedule again
     assert all(torch.equal(t, 3 * r) for t, r in zip(head_terms(third), reference))
+
+
+def test_the_per_epoch_hook_reaches_the_backbone_under_a_head(quick_config):
+    """DaRecSGL: the plugin trainer's one hook restarts the head's schedule and, through super(), makes SGL draw
+    new views at the epoch's first step; evaluating in between (train()/eval()) keeps the epoch's views."""
+    _, (train_data, valid_data, _), model, trainer = built("DaRecSGL", quick_config, head_interval=2)
+    first = FirstBatches(train_data, 3)
+    trainer._train_epoch(first, 0)
+    views = model.views
+    assert views is not None and model._steps_this_epoch == 3
+    trainer._valid_epoch(valid_data)
+    model.train()
+    assert model.views is views
+    trainer._train_epoch(first, 1)
+    assert model.views is not None and model.views is not views and model._steps_this_epoch == 3
 
 
 @pytest.mark.parametrize("key, value", [("darec_k", 1), ("darec_sample_size", 1), ("darec_lambda", -0.1),

@@ -231,7 +231,9 @@ def test_sgl_ssl_term_and_view_lifetime(build, batch, view):
     model.calculate_loss(batch)
     assert model.views is views  # one pair of views per epoch
     model.eval(), model.train()
-    assert model.views is None  # RecBole calls train() at each epoch start
+    assert model.views is views  # evaluation between steps marks no epoch
+    model.start_training_epoch()
+    assert model.views is None  # the plugin's trainer calls the hook before each training epoch
 
 
 def test_sgl_ssl_matches_recbole_formula(build, batch):

@@ -51,10 +51,12 @@ def build(data_dir, train_data, **overrides):
 
 
 def train_bpr_curve(model, train_data, epochs):
-    """Per-epoch mean BPR term under RecBole's usual loop (train() at each epoch start, Adam at lr 1e-3)."""
+    """Per-epoch mean BPR term under the plugin trainer's loop (the per-epoch hook and train() at each epoch start,
+    Adam at lr 1e-3)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     curve = []
     for _ in range(epochs):
+        model.start_training_epoch()
         model.train()
         values = []
         for batch in train_data:

@@ -28,6 +28,10 @@ class CachedDotProductScoring:
             self.clear_cache()  # parameters are about to change: evaluation caches are stale
         return super().train(mode)
 
+    def start_training_epoch(self):
+        """The one per-epoch hook: the plugin's trainer calls it before every training epoch (``train()`` is also
+        called by evaluation and by code outside a run, so it marks no epoch). Override it and call ``super()``."""
+
     def clear_cache(self):
         self.restore_user_e, self.restore_item_e = None, None
 

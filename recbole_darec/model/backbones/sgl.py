@@ -6,8 +6,8 @@ Reference:
 Views (``sgl_view_type``): ``ED`` edge dropout, ``ND`` node dropout (all edges of a random ``drop_ratio`` of users
 and of items removed), ``RW`` random walk (a fresh edge dropout per layer). Each view graph is re-normalised with
 its own degrees. As in the paper and RecBole, the two views are drawn once per epoch, with torch ops on the
-interaction list: ``train()`` (which RecBole's trainer calls at the start of each epoch) discards them and the
-first training step of the epoch draws new ones, so evaluation never pays for them. Every graph is kept as a
+interaction list: ``start_training_epoch()`` (which the plugin's trainer calls before each training epoch) discards
+them and the first training step of the epoch draws new ones, so evaluation never pays for them. Every graph is kept as a
 :class:`~recbole_darec.model.graph.SymmetricAdjacency` (CSR, transpose-free backward).
 
 Why ``layer_combine`` matters: the SSL term compares cosine similarities, so its gradient into the embeddings
@@ -80,10 +80,9 @@ class SGLBackbone(GraphBackbone):
                   for _ in range(n_graphs)]
         return graphs if self.view_type == "RW" else graphs[0]
 
-    def train(self, mode=True):
-        if mode:
-            self.views = None  # new epoch: draw new views at the first training step
-        return super().train(mode)
+    def start_training_epoch(self):
+        super().start_training_epoch()
+        self.views = None  # new epoch: draw new views at the first training step
 
     def view_embeddings(self, ego=None):
         """``((user1, item1), (user2, item2))``: the two views' propagated embeddings; draws the views if needed."""

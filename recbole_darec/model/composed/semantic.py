@@ -181,6 +181,7 @@ class SemanticMixin:
     def start_training_epoch(self):
         """Restart ``head_interval``'s schedule (the plugin's trainer calls this before every training epoch), so a
         run resumed at an epoch boundary takes its head steps where an uninterrupted run takes them."""
+        super().start_training_epoch()  # the backbone's per-epoch work (SGL redraws its views)
         self._steps_this_epoch = 0
 
     def _scheduled_head_loss(self, interaction, user_all, item_all):
