@@ -1,13 +1,16 @@
 """Defaults are written once, in YAML: every default left in a constructor's signature must equal the value the
 plugin Config loads for it (``properties/model/*.yaml``)."""
+import ast
 import dataclasses
 import inspect
+from pathlib import Path
 
 import pytest
 
 from recbole_darec import Config
 from recbole_darec.model import get_model, plugin_model_names
 from recbole_darec.model.backbones.base import GraphBackbone
+from recbole_darec.model.common import ModelCommon
 from recbole_darec.model.composed.semantic import SemanticMixin
 from recbole_darec.semantic.build import semantic_settings
 from recbole_darec.semantic.profiles import profile_settings
@@ -65,3 +68,31 @@ def test_every_head_parameter_has_a_config_key():
         assert params == set(model_class.head_keys), name
         if hasattr(model_class, "study_class"):
             assert {f.name for f in dataclasses.fields(model_class.study_class)} == set(model_class.study_keys), name
+
+
+def _config_reads(source):
+    """Lines that read a key straight from a ``config`` (``config[...]``, ``config.get(...)``)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        target = node.value if isinstance(node, ast.Subscript) else (
+            node.func.value if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get" else None)
+        if isinstance(target, ast.Name) and target.id == "config":
+            found.append(node.lineno)
+    return found
+
+
+def test_model_code_reads_its_keys_through_param_only():
+    """One way a model reads a key (ModelCommon.param): a missing default is refused in one line naming the YAML."""
+    model_dir = Path(inspect.getfile(ModelCommon)).parent
+    straight = {str(path.relative_to(model_dir)): lines for path in sorted(model_dir.rglob("*.py"))
+                if path.name != "common.py" and (lines := _config_reads(path.read_text(encoding="utf-8")))}
+    assert straight == {}
+    assert _config_reads("a = config['k']\nb = config.get('k')\nc = self.param(config, 'k')\n") == [1, 2]
+
+
+def test_a_key_without_value_is_refused_naming_the_yaml_files():
+    with pytest.raises(KeyError, match=r"DaRecLightGCN: config key 'darec_k' has no value; its default belongs in "
+                                       r"properties/model/DaRecMixin.yaml or .*LightGCNBackbone.yaml"):
+        get_model("DaRecLightGCN").param({"darec_k": None}, "darec_k")
+    assert get_model("DaRec").param({}, "backbone", optional=True) is None

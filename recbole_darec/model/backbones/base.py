@@ -14,6 +14,7 @@ from recbole.model.loss import BPRLoss, EmbLoss
 from recbole.utils import InputType
 
 from recbole_darec.model import graph
+from recbole_darec.model.common import ModelCommon
 
 
 class CachedDotProductScoring:
@@ -27,10 +28,6 @@ class CachedDotProductScoring:
         if mode:
             self.clear_cache()  # parameters are about to change: evaluation caches are stale
         return super().train(mode)
-
-    def start_training_epoch(self):
-        """The one per-epoch hook: the plugin's trainer calls it before every training epoch (``train()`` is also
-        called by evaluation and by code outside a run, so it marks no epoch). Override it and call ``super()``."""
 
     def clear_cache(self):
         self.restore_user_e, self.restore_item_e = None, None
@@ -51,7 +48,7 @@ class CachedDotProductScoring:
         return torch.matmul(user_all[interaction[self.USER_ID]], item_all.t()).view(-1)
 
 
-class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
+class GraphBackbone(CachedDotProductScoring, ModelCommon, GeneralRecommender):
     """Abstract graph backbone: subclasses implement :meth:`propagate_from` (and may extend the loss).
 
     Config keys (defaults in ``properties/model/<Model>.yaml``, the one place they are written):
@@ -102,16 +99,6 @@ class GraphBackbone(CachedDotProductScoring, GeneralRecommender):
         """The symmetric normalised adjacency (CSR) of the interaction pairs ``(users, items)``, normalised by
         their own degrees (the full graph, or an augmented one re-normalised)."""
         return graph.SymmetricAdjacency(graph.sym_norm_adj(users, items, self.n_users, self.n_items))
-
-    @classmethod
-    def param(cls, config, key):
-        """``config[key]``, set by ``properties/model/<Model>.yaml`` (the plugin Config loads the YAML of every
-        class of a model, so a model composed on a backbone gets the backbone's)."""
-        value = config[key] if key in config else None
-        if value is None:
-            raise KeyError(f"{cls.__name__}: config key '{key}' has no value; its default belongs in "
-                           f"properties/model/{cls.__name__}.yaml")
-        return value
 
     # ------------------------------------------------------------------ propagation
     def get_ego_embeddings(self):

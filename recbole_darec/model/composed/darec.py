@@ -16,7 +16,7 @@ import torch
 from recbole_darec.cli_errors import UserError
 from recbole_darec.model.alignment import DARec_TERMS, DaRecHead, DaRecStudyModes
 from recbole_darec.model.alignment.text_trust import text_agreement, trust_from_agreement
-from recbole_darec.model.composed.semantic import SemanticMixin, build_with_config_keys, no_cold_map_message
+from recbole_darec.model.composed.semantic import SemanticMixin, no_cold_map_message
 
 # DaRecHead parameter -> config key, spelled out so a key can be found by grep; λ and K follow the paper's
 # symbols. Defaults: properties/model/DaRecMixin.yaml (tests/test_defaults.py checks the signatures agree).
@@ -64,24 +64,24 @@ class DaRecMixin(SemanticMixin):
 
     @classmethod
     def head_extras(cls, config):
-        return {"study": build_with_config_keys(DaRecStudyModes, config, cls.study_keys)}
+        return {"study": cls.build_with_keys(DaRecStudyModes, config, cls.study_keys)}
 
     @classmethod
     def check_config(cls, config):
-        check_score_with(config["darec_score_with"])
-        check_text_trust(config["darec_text_trust"])
+        check_score_with(cls.param(config, "darec_score_with"))
+        check_text_trust(cls.param(config, "darec_text_trust"))
         super().check_config(config)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         # parameters
-        self.score_with = check_score_with(config["darec_score_with"])  # default: properties/model/DaRecMixin.yaml
+        self.score_with = check_score_with(self.param(config, "darec_score_with"))  # default: properties/model/DaRecMixin.yaml
         self._ranking_loss = None  # set per step only for structure_grad_scale: relative (see backbone_loss)
         # layers
         self.head = self.build_head(config, self.embedding_size, self.semantic_dim)
         self.head.cf_specific_read = self.score_with == "shared_specific"
         self.text_agreement = None  # the measurement behind an ``auto`` trust (text_trust.TextAgreement)
-        self.head.trust = self._text_trust(check_text_trust(config["darec_text_trust"]), dataset)
+        self.head.trust = self._text_trust(check_text_trust(self.param(config, "darec_text_trust")), dataset)
         if self.head.needs_degree:  # training degree per user / item (non-persistent: derived from the data)
             inter = dataset.inter_feat
             for name, field, n in (("user_degree", self.USER_ID, self.n_users),

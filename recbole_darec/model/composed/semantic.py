@@ -12,6 +12,7 @@ import torch
 
 from recbole_darec.cli_errors import UserError
 from recbole_darec.model.alignment import grad_norms
+from recbole_darec.model.common import ModelCommon
 from recbole_darec.semantic import ensure_semantic_embeddings, register_semantic_buffers
 from recbole_darec.semantic.build import semantic_settings
 from recbole_darec.semantic.whiten import PCA, pca_apply, pca_fit, reduce_table
@@ -22,29 +23,13 @@ def no_cold_map_message(model_name, why=""):
     return f"{model_name} cannot score items it was not trained on: it has no map from text to its CF space{why}"
 
 
-def build_with_config_keys(factory, config, key_of_param):
-    """Call ``factory(**kwargs)`` with the config keys that are set (others keep the factory's defaults);
-    a ValueError from the factory is re-raised naming the offending config key.
-
-    The head is initialised on a forked RNG, so adding a head does not shift the random stream the backbone
-    sees afterwards (with λ = 0 a composed model trains exactly like its backbone)."""
-    kwargs = {param: config[key] for param, key in key_of_param.items() if key in config and config[key] is not None}
-    try:
-        with torch.random.fork_rng(devices=[]):
-            return factory(**kwargs)
-    except ValueError as err:
-        named = [f"{key}={kwargs.get(param)!r}" for param, key in key_of_param.items()
-                 if str(err).startswith(param)]
-        raise ValueError(f"invalid config {', '.join(named) or ''}: {err}") from None
-
-
 def check_head_interval(value):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"invalid config head_interval={value!r}: must be an int >= 1")
     return value
 
 
-class SemanticMixin:
+class SemanticMixin(ModelCommon):
     """Loads the frozen LLM-side tables (``user_semantic``/``item_semantic`` + masks) before the backbone runs.
 
     A head mixin sets ``head_class`` and ``head_keys`` (head parameter -> config key; the defaults are in the
@@ -66,7 +51,24 @@ class SemanticMixin:
         """``head_class`` from the config's ``head_keys`` (plus :meth:`head_extras`); a ValueError names the key."""
         extras = cls.head_extras(config)
         factory = lambda **kw: cls.head_class(d_cf=d_cf, d_llm=d_llm, **extras, **kw)  # noqa: E731
-        return build_with_config_keys(factory, config, cls.head_keys)
+        return cls.build_with_keys(factory, config, cls.head_keys)
+
+    @classmethod
+    def build_with_keys(cls, factory, config, key_of_param):
+        """Call ``factory(**kwargs)`` with the config keys that are set (others keep the factory's defaults);
+        a ValueError from the factory is re-raised naming the offending config key.
+
+        The head is initialised on a forked RNG, so adding a head does not shift the random stream the backbone
+        sees afterwards (with λ = 0 a composed model trains exactly like its backbone)."""
+        values = {param: cls.param(config, key, optional=True) for param, key in key_of_param.items()}
+        kwargs = {param: value for param, value in values.items() if value is not None}
+        try:
+            with torch.random.fork_rng(devices=[]):
+                return factory(**kwargs)
+        except ValueError as err:
+            named = [f"{key}={kwargs.get(param)!r}" for param, key in key_of_param.items()
+                     if str(err).startswith(param)]
+            raise ValueError(f"invalid config {', '.join(named) or ''}: {err}") from None
 
     @classmethod
     def head_extras(cls, config):
@@ -77,9 +79,9 @@ class SemanticMixin:
     def check_config(cls, config):
         """The head's and the schedule's settings, refused before any data is loaded: the head is built on the
         meta device (no memory, no random draw), with a stand-in LLM width (the tables' is known only later)."""
-        check_head_interval(config["head_interval"])
+        check_head_interval(cls.param(config, "head_interval"))
         with torch.device("meta"):
-            cls.build_head(config, config["embedding_size"], 8)
+            cls.build_head(config, cls.param(config, "embedding_size"), 8)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -96,8 +98,8 @@ class SemanticMixin:
         self.register_buffer("train_item_mask", trained.to(self.item_semantic.device), persistent=False)
         if settings["semantic_pca_dim"] is not None:
             self._reduce_semantic_tables(settings["semantic_pca_dim"], bool(settings["semantic_pca_whiten"]))
-        self._grad_share_pending = bool(config["log_grad_share"])  # every head, not only DaRec
-        self.head_interval = check_head_interval(config["head_interval"])
+        self._grad_share_pending = bool(self.param(config, "log_grad_share"))  # every head, not only DaRec
+        self.head_interval = check_head_interval(self.param(config, "head_interval"))
         self._steps_this_epoch = 0
 
     def _reduce_semantic_tables(self, dim, whiten):

@@ -4,9 +4,10 @@ from recbole.utils import InputType
 
 from recbole_darec.model import get_model
 from recbole_darec.model.backbones.base import CachedDotProductScoring
+from recbole_darec.model.common import ModelCommon
 
 
-class ZooBackbone(CachedDotProductScoring, GeneralRecommender):
+class ZooBackbone(CachedDotProductScoring, ModelCommon, GeneralRecommender):
     """Adapts a RecBole zoo model (``backbone: LightGCN``, ``NGCF``, ...) to the backbone interface.
 
     The zoo model computes its own loss with its own ``calculate_loss``; while it does, its argument-less
@@ -20,12 +21,12 @@ class ZooBackbone(CachedDotProductScoring, GeneralRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        name = config["backbone"]  # RecBole's Config returns None for an unset key
+        name = self.param(config, "backbone", optional=True)  # no default: the message below says what to set
         if not name:
             raise ValueError("config key 'backbone' must name a model with forward() -> (user_e, item_e), e.g. LightGCN")
         self.backbone = get_model(name)(config, dataset)
         self.backbone_name = name
-        self.embedding_size = int(config["embedding_size"])
+        self.embedding_size = int(self.param(config, "embedding_size"))
         self.restore_user_e = self.restore_item_e = None
         self.other_parameter_name = ["restore_user_e", "restore_item_e"]
 
