@@ -6,6 +6,7 @@ import math
 import pytest
 
 from recbole_darec.report.conditions import condition_cells, main
+from recbole_darec.report.stats import BETTER, WORSE, significance_marker
 
 
 def _write(folder, rows):
@@ -26,6 +27,13 @@ def test_cells_are_the_paired_differences_over_shared_seeds():
     assert cell.pct == pytest.approx(100 * 0.005 / 0.15)
     # t(0.975, 1) * sd([0.01, 0]) / sqrt(2), in % of 0.15
     assert cell.half_width_pct == pytest.approx(12.7062047 * math.sqrt(0.00005) / math.sqrt(2) * 100 / 0.15, rel=1e-6)
+
+
+def test_markers_come_from_one_rule():
+    """The comparison tables (Summary.marker) and README's generated table use significance_marker."""
+    assert significance_marker(0.01, 2.0, 0.05) == BETTER and significance_marker(0.01, -2.0, 0.05) == WORSE
+    assert significance_marker(0.05, 2.0, 0.05) == "" and significance_marker(math.nan, 2.0, 0.05) == ""
+    assert significance_marker(0.01, 0.0, 0.05) == WORSE  # not better is worse, as the tables always said
 
 
 def test_cli_writes_figure_and_table_per_condition(tmp_path, capsys):

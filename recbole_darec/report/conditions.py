@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from recbole_darec.cli_errors import UserError, run_cli
 from recbole_darec.report.records import column_label, read_records
 from recbole_darec.report.plots import save_figure
-from recbole_darec.report.stats import paired_difference_interval, paired_pvalue
+from recbole_darec.report.stats import paired_pvalue, relative_difference
 
 DEFAULT_METRICS = ("recall@20", "ndcg@20")
 CONDITION_COLOURS = ("#1b9e77", "#7570b3", "#d95f02", "#e7298a", "#66a61e")
@@ -61,11 +61,10 @@ def condition_cells(records, baseline, models, metrics):
             if not seeds:
                 continue
             a, b = np.array([mine[s] for s in seeds]), np.array([base[s] for s in seeds])
-            diff, half = paired_difference_interval(a, b)
-            scale = 100.0 / b.mean()
+            pct, half_pct = relative_difference(a, b)
             out.setdefault(model, {})[metric] = ConditionCell(
                 float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else math.nan, float(b.mean()),
-                diff * scale, half * scale, paired_pvalue(a, b), int((a > b).sum()), len(seeds))
+                pct, half_pct, paired_pvalue(a, b), int((a > b).sum()), len(seeds))
     return out
 
 

@@ -69,6 +69,23 @@ def paired_difference_interval(a, b, confidence=0.95):
     return float(diff.mean()), float(half)
 
 
+def relative_difference(mine, theirs, confidence=0.95):
+    """``(pct, half_width_pct)``: the mean of the paired differences ``mine - theirs`` and the half-width of its
+    t-interval, in percent of ``theirs``' mean (taken as a fixed scale, not as a second random quantity; nan when
+    that mean is 0)."""
+    mean, half = paired_difference_interval(mine, theirs, confidence)
+    scale = 100.0 / float(np.mean(theirs)) if np.mean(theirs) else math.nan
+    return mean * scale, half * scale
+
+
+def significance_marker(pvalue, difference, alpha):
+    """``†`` for p < ``alpha`` with ``difference`` > 0 (the model better), ``‡`` for p < ``alpha`` otherwise,
+    ``""`` when not significant or undefined (nan)."""
+    if math.isnan(pvalue) or pvalue >= alpha:
+        return ""
+    return BETTER if difference > 0 else WORSE
+
+
 @dataclass
 class RelativeDifference:
     """A plugin model's paired difference to a baseline in one metric, in percent of the baseline's mean."""
@@ -83,7 +100,7 @@ def relative_differences(summary, confidence=0.95):
     """plugin model -> metric -> :class:`RelativeDifference` against that metric's best baseline.
 
     The interval is the t-interval of the per-seed differences divided by the baseline's mean over the same seeds
-    (that mean is taken as a fixed scale, not as a second random quantity).
+    (:func:`relative_difference`).
     """
     out = {}
     for model in summary.improvement:
@@ -93,9 +110,8 @@ def relative_differences(summary, confidence=0.95):
             mine, theirs = paired_values(summary.values, model, reference, metric)
             if not mine:
                 continue
-            mean, half = paired_difference_interval(mine, theirs, confidence)
-            scale = 100.0 / float(np.mean(theirs)) if np.mean(theirs) else math.nan
-            out[model][metric] = RelativeDifference(reference, mean * scale, half * scale, len(mine))
+            pct, half_pct = relative_difference(mine, theirs, confidence)
+            out[model][metric] = RelativeDifference(reference, pct, half_pct, len(mine))
     return out
 
 
@@ -126,10 +142,8 @@ class Summary:
 
     def marker(self, model, column):
         """``†``/``‡`` for a significant difference from the best baseline, else ``""``."""
-        p = self.pvalue.get(model, {}).get(column, math.nan)
-        if math.isnan(p) or p >= self.alpha:
-            return ""
-        return BETTER if self.improvement[model][column] > 0 else WORSE
+        return significance_marker(self.pvalue.get(model, {}).get(column, math.nan),
+                                   self.improvement.get(model, {}).get(column, math.nan), self.alpha)
 
 
 def summarize(records, models=None, test="ttest", alpha=0.05):
