@@ -134,9 +134,11 @@ def test_views_are_torch_built_once_per_epoch(data_dir, train_data, monkeypatch)
     drawn = []
     make_view = model.make_view
     monkeypatch.setattr(model, "make_view", lambda: drawn.append(1) or make_view())
-    for _ in range(2):  # two epochs of three batches each
+    for _ in range(2):  # two epochs of three batches each; eval()/train() between batches marks no epoch
+        model.start_training_epoch()
         model.train()
         for batch, _ in zip(train_data, range(3)):
+            model.eval(), model.train()
             model.calculate_loss(batch)
     assert len(drawn) == 4  # two views per epoch, not per batch
     assert all(isinstance(g, graph.SymmetricAdjacency) for view in model.views for g in view)
