@@ -22,12 +22,10 @@ from recbole_darec.checkpoints import load_checkpoint
 from recbole_darec.cli_errors import UserError, listing, run_cli
 from recbole_darec.model import get_model
 from recbole_darec.model.composed.semantic import SemanticMixin, no_cold_map_message
-from recbole_darec.semantic.build import semantic_settings
 from recbole_darec.semantic.cache import manifest_path, read_manifest
-from recbole_darec.semantic.encoder import TextEncoder, encoder_identity
 from recbole_darec.semantic.new_items import dataset_item_file, read_new_items
 from recbole_darec.semantic.profiles import profile_settings, template_fields
-from recbole_darec.semantic.text_controls import text_control
+from recbole_darec.semantic.settings import SemanticSettings
 from recbole_darec.single_run import reload
 from recbole_darec.writable import check_writable
 
@@ -164,8 +162,8 @@ class Recommender:
 def _item_encoder(config, width):
     """The encoder the checkpoint's item tables were made with (its ``semantic_*`` settings), after checking that
     those tables are that encoder's rows of text generated from the ``.item`` file, as new items' will be."""
-    opts, ds = semantic_settings(config), config["dataset"]
-    control = text_control(opts)
+    settings, ds = SemanticSettings.from_config(config), config["dataset"]
+    control = settings.control()
     if control is not None:
         raise UserError(f"--new-items: the checkpoint was trained with semantic_text_control={control['control']}: "
                         "its item rows are not its items' own text, so new items' text cannot be placed among them")
@@ -173,7 +171,7 @@ def _item_encoder(config, width):
     if entry.get("source") != "generated":
         raise UserError(f"--new-items: {ds}'s item embeddings come from {entry.get('source') or 'a file'}, not "
                         f"from text built from {ds}.item, so new items' text cannot be encoded as theirs was")
-    identity = encoder_identity(opts["semantic_encoder"], opts["semantic_max_length"], opts["semantic_dtype"])
+    identity = settings.encoder_identity()
     if entry.get("encoder") != identity or entry.get("dim") != width:
         raise UserError(f"--new-items: {ds}'s item embeddings were made by {entry.get('encoder')}, not by the "
                         f"checkpoint's semantic_encoder ({identity['encoder']}): rebuild them with the checkpoint's "
@@ -183,8 +181,7 @@ def _item_encoder(config, width):
     shown = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar; the caller's setting is restored
     try:
-        return TextEncoder(opts["semantic_encoder"], opts["semantic_device"] or config["device"],
-                           opts["semantic_batch_size"], opts["semantic_max_length"], opts["semantic_dtype"])
+        return settings.text_encoder()
     finally:
         if shown:
             hf_logging.enable_progress_bar()

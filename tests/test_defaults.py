@@ -12,7 +12,7 @@ from recbole_darec.model import get_model, plugin_model_names
 from recbole_darec.model.backbones.base import GraphBackbone
 from recbole_darec.model.common import ModelCommon
 from recbole_darec.model.composed.semantic import SemanticMixin
-from recbole_darec.semantic.build import semantic_settings
+from recbole_darec.semantic.settings import SemanticSettings
 from recbole_darec.semantic.profiles import profile_settings
 
 
@@ -37,7 +37,7 @@ def test_constructor_defaults_equal_the_yaml(name):
                   if config[key] != fields[field]}
         assert not differ, differ
     if issubclass(model_class, SemanticMixin):  # the LLM side's keys are all in the model's config
-        for key in list(semantic_settings({})) + list(profile_settings({})) + ["log_grad_share"]:
+        for key in SemanticSettings.keys() + list(profile_settings({})) + ["log_grad_share"]:
             assert key in config.final_config_dict, key
     if issubclass(model_class, GraphBackbone):  # a backbone has no code defaults left: every key it reads is set
         assert not hasattr(model_class, "defaults")
@@ -47,7 +47,7 @@ def test_semantic_builder_falls_back_to_the_same_yaml():
     """A config of a model without the LLM side (the semantic CLI's BPR) gets SemanticMixin.yaml's values."""
     plain, aligned = _config("BPR"), _config("RLMRecConLightGCN")  # DaRec sets its own PCA defaults
     assert "semantic_pca_dim" not in plain.final_config_dict
-    assert semantic_settings(plain) == semantic_settings(aligned)
+    assert SemanticSettings.from_config(plain) == SemanticSettings.from_config(aligned)
     assert profile_settings(plain) == profile_settings(aligned)  # ml-100k's templates: dataset_configs/ml-100k.yaml
     assert profile_settings(plain)["profile_item_template"] == ["{movie_title}", "({release_year}).",
                                                                 "Genres: {class}."]
@@ -96,3 +96,13 @@ def test_a_key_without_value_is_refused_naming_the_yaml_files():
                                        r"properties/model/DaRecMixin.yaml or .*LightGCNBackbone.yaml"):
         get_model("DaRecLightGCN").param({"darec_k": None}, "darec_k")
     assert get_model("DaRec").param({}, "backbone", optional=True) is None
+
+
+def test_semantic_settings_hold_every_semantic_key_of_the_yaml():
+    """One field per semantic_* key: a key added to SemanticMixin.yaml without a field fails from_config."""
+    from recbole_darec.semantic.defaults import llm_side_defaults
+
+    assert SemanticSettings.keys() == list(llm_side_defaults("semantic_"))
+    settings = SemanticSettings.from_config(_config("DaRecLightGCN"))
+    assert settings.pca_dim == 256 and settings.text_control == "none" and settings.control() is None
+    assert settings.encode_device() == settings.run_device  # semantic_device ~: the run's device

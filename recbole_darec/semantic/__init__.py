@@ -7,10 +7,12 @@ Public API:
         ``user_semantic``/``item_semantic`` + ``*_mask`` on a model, rows = RecBole internal ids.
     generate_profile_texts(config, sides) -- the profile texts alone (user texts: training interactions only).
     TextEncoder -- the batched mean-pooling encoder (``semantic_*`` defaults: properties/model/SemanticMixin.yaml).
+    SemanticSettings.from_config(config) -- a run's ``semantic_*`` settings, defaults filled in, resolved once.
 """
-from recbole_darec.semantic.build import ensure_semantic_embeddings, generate_profile_texts, semantic_settings
+from recbole_darec.semantic.build import ensure_semantic_embeddings, generate_profile_texts
 from recbole_darec.semantic.encoder import TextEncoder, default_encoder_path
 from recbole_darec.semantic.loading import apply_semantic_config, register_semantic_buffers
+from recbole_darec.semantic.settings import SemanticSettings
 
 __all__ = ["ensure_semantic_embeddings", "register_semantic_buffers", "apply_semantic_config", "TextEncoder",
-           "default_encoder_path", "generate_profile_texts", "semantic_settings"]
+           "default_encoder_path", "generate_profile_texts", "SemanticSettings"]

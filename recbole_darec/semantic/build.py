@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from recbole_darec.semantic import cache, files
-from recbole_darec.semantic.defaults import with_defaults
-from recbole_darec.semantic.encoder import TextEncoder, check_dtype, encoder_identity
 from recbole_darec.semantic.loading import apply_semantic_config
 from recbole_darec.semantic.profiles import TEXT_TYPES, item_texts, profile_settings, read_atomic, \
     text_fields, user_texts
+from recbole_darec.semantic.settings import SemanticSettings
 from recbole_darec.semantic.split import known_tokens, train_fingerprint, training_interactions
-from recbole_darec.semantic.text_controls import apply_text_control, keyed_digest, text_control
+from recbole_darec.semantic.text_controls import apply_text_control, keyed_digest
 from recbole_darec.writable import check_writable
 
 RLMREC_PROFILES = {"user": "usr_prf.pkl", "item": "itm_prf.pkl"}
@@ -40,11 +39,6 @@ def _split_entry(train):
     return {"train_fingerprint": train_fingerprint(train), "train_count": len(train)}
 
 
-def semantic_settings(config):
-    """The ``semantic_*`` keys with their defaults (``properties/model/SemanticMixin.yaml``) filled in."""
-    return with_defaults(config, "semantic_")
-
-
 def _has_text_fields(path, sep):
     if not path.is_file():
         return False
@@ -53,13 +47,13 @@ def _has_text_fields(path, sep):
     return sum(col.partition(":")[2] in TEXT_TYPES for col in header) > 1  # more than the id column
 
 
-def _text_source(config, side, root, ds):
+def _text_source(config, settings, side, root, ds):
     """A profile file path, ``"generated"``, or ``None`` when nothing can describe this side."""
-    key = f"semantic_{side}_profile_file"
-    if config[key]:
-        if not Path(config[key]).is_file():
-            raise FileNotFoundError(f"{key}: {config[key]} does not exist")
-        return Path(config[key])
+    named = settings.profile_file(side)
+    if named:
+        if not Path(named).is_file():
+            raise FileNotFoundError(f"semantic_{side}_profile_file: {named} does not exist")
+        return Path(named)
     for name in (f"{ds}.{side}profile.jsonl", RLMREC_PROFILES[side]):
         if (root / name).is_file():
             return root / name
@@ -83,12 +77,13 @@ def missing_message(ds, root, sides):
     return "\n".join(lines)
 
 
-def generate_profile_texts(config, sides=("user", "item"), known=None):
+def generate_profile_texts(config, sides=("user", "item"), known=None, semantic=None):
     """Profile texts built from side information: ``({side: {token: text}}, training pairs or None)``.
 
     User texts use the training interactions only (:func:`recbole_darec.semantic.split.training_interactions`);
     users/items whose text comes out empty are left out (they get no embedding row, mask False). The config's
     text control (:mod:`recbole_darec.semantic.text_controls`) is applied to the item fields both sides use.
+    ``semantic``: the run's :class:`SemanticSettings` when the caller has them (else read from ``config``).
     """
     if not sides:
         return {}, None
@@ -97,7 +92,8 @@ def generate_profile_texts(config, sides=("user", "item"), known=None):
     settings, sep, seq_sep = profile_settings(config), config["field_separator"], config["seq_separator"]
     uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
     item_df, item_types = read_atomic(root / f"{ds}.item", sep) if (root / f"{ds}.item").is_file() else (None, None)
-    item_df, item_template = apply_text_control(text_control(semantic_settings(config)), item_df,
+    control = (semantic or SemanticSettings.from_config(config)).control()
+    item_df, item_template = apply_text_control(control, item_df,
                                                 text_fields(item_types, iid) if item_df is not None else [],
                                                 item_types, iid, seq_sep)
     out, train = {}, None
@@ -162,13 +158,12 @@ def _cache_outgoing(root, ds, side, entry, path, new_key):
 
 
 def _ensure(config, root, encoder, force):
-    ds, opts, sep = config["dataset"], semantic_settings(config), config["field_separator"]
-    device = opts["semantic_device"] or config["device"]
+    ds, settings, sep = config["dataset"], SemanticSettings.from_config(config), config["field_separator"]
     if encoder is None:
-        check_dtype(opts["semantic_dtype"], device)  # refused before any work, whether or not encoding is due
+        settings.check_dtype()  # refused before any work, whether or not encoding is due
     mpath = cache.manifest_path(root, ds)
     manifest, known = cache.read_manifest(mpath), known_tokens(config)
-    control = text_control(opts)  # checked before any work
+    control = settings.control()  # checked before any work
     sources, result, missing, validated = {}, {}, [], False
     for side in ("user", "item"):  # 1. decide and validate, write nothing
         path = root / f"{ds}.{files.EMB_FIELDS[side][0]}"
@@ -182,7 +177,7 @@ def _ensure(config, root, encoder, force):
             result[side] = {"path": path, "source": "provided", "rebuilt": False,
                             "count": manifest[side]["count"], "dim": manifest[side]["dim"]}
             continue
-        sources[side] = _text_source(config, side, root, ds)
+        sources[side] = _text_source(config, settings, side, root, ds)
         if sources[side] is None and path.is_file():  # ours, but its source is gone: keep using it
             del sources[side]
             result[side] = {"path": path, "source": entry["source"], "rebuilt": False, "count": entry["count"],
@@ -197,10 +192,10 @@ def _ensure(config, root, encoder, force):
             raise ValueError(f"semantic_text_control={control['control']} needs {side} profiles generated from the "
                              f"dataset's item text, but they come from {given}")
     texts = {s: files.read_profile_file(src, s, known[s]) for s, src in sources.items() if src != "generated"}
-    generated, train = generate_profile_texts(config, [s for s, src in sources.items() if src == "generated"], known)
+    generated, train = generate_profile_texts(config, [s for s, src in sources.items() if src == "generated"], known,
+                                              settings)
     texts.update(generated)
-    identity = encoder.identity if encoder is not None else encoder_identity(
-        opts["semantic_encoder"], opts["semantic_max_length"], opts["semantic_dtype"])
+    identity = encoder.identity if encoder is not None else settings.encoder_identity()
     todo, split_moved = {}, False
     for side, side_texts in texts.items():  # 2. encode what changed (still nothing written)
         path = root / f"{ds}.{files.EMB_FIELDS[side][0]}"
@@ -234,9 +229,8 @@ def _ensure(config, root, encoder, force):
                                      f"{identity['encoder']} ({reused} reused from earlier encodings)")
             if new:
                 if encoder is None:
-                    encoder = TextEncoder(opts["semantic_encoder"], device, opts["semantic_batch_size"],
-                                          opts["semantic_max_length"], opts["semantic_dtype"])
-                rows.update(zip(new, encoder.encode(list(new.values()), opts["semantic_show_progress"],
+                    encoder = settings.text_encoder()
+                rows.update(zip(new, encoder.encode(list(new.values()), settings.show_progress,
                                                     f"{ds} {side}s")))
             matrix = np.stack([rows[key] for key in keys]).astype(np.float32, copy=False)
         todo[side] = (path, tokens, matrix, digest, cached, keys)

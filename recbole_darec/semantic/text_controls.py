@@ -39,7 +39,8 @@ def _int_or_none(key, value, least):
 def text_control(opts):
     """The control a config asks for, as a dict for cache keys and manifests, or ``None`` for ``none``.
 
-    ``opts``: :func:`recbole_darec.semantic.build.semantic_settings` (or any mapping with the ``KEYS``).
+    ``opts``: a mapping with the ``KEYS`` (:meth:`recbole_darec.semantic.settings.SemanticSettings.control`, the
+    config checks).
     Raises ``ValueError`` naming the key for a value outside its range.
     """
     name = opts.get("semantic_text_control") or "none"

@@ -14,7 +14,7 @@ from recbole_darec.cli_errors import UserError
 from recbole_darec.model.alignment import grad_norms
 from recbole_darec.model.common import ModelCommon
 from recbole_darec.semantic import ensure_semantic_embeddings, register_semantic_buffers
-from recbole_darec.semantic.build import semantic_settings
+from recbole_darec.semantic.settings import SemanticSettings
 from recbole_darec.semantic.whiten import PCA, pca_apply, pca_fit, reduce_table
 
 
@@ -85,9 +85,9 @@ class SemanticMixin(ModelCommon):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        settings = semantic_settings(config)  # defaults: properties/model/SemanticMixin.yaml
-        self.semantic_dim = register_semantic_buffers(self, dataset, fp16=bool(settings["semantic_fp16"]),
-                                                      check_split=bool(settings["semantic_check_split"]))
+        settings = SemanticSettings.from_config(config)  # defaults: properties/model/SemanticMixin.yaml
+        self.semantic_dim = register_semantic_buffers(self, dataset, fp16=bool(settings.fp16),
+                                                      check_split=bool(settings.check_split))
         self.semantic_encoder_dim = self.semantic_dim  # the encoder's width, before any reduction
         # the reduction of the tables (mean, basis), kept to reduce rows of new items alike; None: tables as loaded
         self.register_buffer("semantic_pca_mean", None, persistent=False)
@@ -96,8 +96,8 @@ class SemanticMixin(ModelCommon):
         trained = torch.zeros(self.n_items, dtype=torch.bool)
         trained[torch.as_tensor(dataset.inter_feat[self.ITEM_ID], dtype=torch.long)] = True
         self.register_buffer("train_item_mask", trained.to(self.item_semantic.device), persistent=False)
-        if settings["semantic_pca_dim"] is not None:
-            self._reduce_semantic_tables(settings["semantic_pca_dim"], bool(settings["semantic_pca_whiten"]))
+        if settings.pca_dim is not None:
+            self._reduce_semantic_tables(settings.pca_dim, bool(settings.pca_whiten))
         self._grad_share_pending = bool(self.param(config, "log_grad_share"))  # every head, not only DaRec
         self.head_interval = check_head_interval(self.param(config, "head_interval"))
         self._steps_this_epoch = 0
