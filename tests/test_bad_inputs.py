@@ -148,12 +148,12 @@ def test_profiles_that_do_not_depend_on_the_split_pass_the_split_check_on_anothe
     being refused after the run had loaded everything (the check compared with the first seed's split)."""
     import json
 
-    import recbole_darec.semantic.build as build_module
     from recbole_darec import Config
+    from recbole_darec.semantic.settings import SemanticSettings
     from recbole_darec.single_run import build
     from test_semantic import FakeEncoder
 
-    monkeypatch.setattr(build_module, "TextEncoder", lambda *args, **kwargs: FakeEncoder())
+    monkeypatch.setattr(SemanticSettings, "text_encoder", lambda settings: FakeEncoder())
     shutil.copytree(REPO / "dataset" / "ml-100k", tmp_path / "ml-100k", ignore=shutil.ignore_patterns(
         "*.semantic*", "*emb", "*.jsonl", ".*"))
     manifest = tmp_path / "ml-100k" / "ml-100k.semantic.json"
