@@ -100,6 +100,7 @@ def test_batch_with_fewer_nodes_than_k_warns_once_with_the_numbers(caplog):
     ("DaRecLightGCN", {"darec_text_trust": 1.5}, "darec_text_trust=1.5"),
     ("DaRecLightGCN", {"darec_text_trust": "sometimes"}, "darec_text_trust='sometimes'"),
     ("DaRecSGL", {"darec_global_mode": "l2"}, "darec_global_mode='l2'"),
+    ("DaRecLightGCN", {"darec_omega_items": "negatives"}, "darec_omega_items='negatives'"),
     ("RLMRecConLightGCN", {"kd_tau": 0}, "kd_tau=0"),
     ("RLMRecGenLightGCN", {"mask_ratio": 1.5}, "mask_ratio=1.5"),
 ])

@@ -147,9 +147,9 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
         raise ValueError(f"z_cf has {z_cf.shape[0]} rows but z_llm has {z_llm.shape[0]}")
     if mode not in GLOBAL_MODES:
         raise ValueError(f"mode must be one of {GLOBAL_MODES}, got {mode!r}")
+    if mode.startswith("crossview") and n_first is not None:
+        raise ValueError(f"mode {mode!r} compares every row with every row; it takes no n_first")
     if mode == "crossview":
-        if n_first is not None:
-            raise ValueError("mode 'crossview' compares every row with every row; it takes no n_first")
         return crossview_loss(z_cf, z_llm)
     zc, zl = norm_rows(z_cf), norm_rows(z_llm)
     if n_first is None:

@@ -36,11 +36,18 @@ STUDY_KEYS = {
     "warmup_steps": "darec_warmup_steps",
 }
 SCORE_MODES = ("backbone", "shared_specific")
+OMEGA_ITEMS = ("positives", "with_negatives")  # study: Ω's items, the batch's positives (shipped) or also its negatives
 
 
 def check_score_with(value):
     if value not in SCORE_MODES:
         raise ValueError(f"config darec_score_with={value!r}: must be one of {SCORE_MODES}")
+    return value
+
+
+def check_omega_items(value):
+    if value not in OMEGA_ITEMS:
+        raise ValueError(f"config darec_omega_items={value!r}: must be one of {OMEGA_ITEMS}")
     return value
 
 
@@ -70,12 +77,15 @@ class DaRecMixin(SemanticMixin):
     def check_config(cls, config):
         check_score_with(cls.param(config, "darec_score_with"))
         check_text_trust(cls.param(config, "darec_text_trust"))
+        check_omega_items(cls.param(config, "darec_omega_items"))
         super().check_config(config)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         # parameters
-        self.score_with = check_score_with(self.param(config, "darec_score_with"))  # default: properties/model/DaRecMixin.yaml
+        # defaults: properties/model/DaRecMixin.yaml
+        self.score_with = check_score_with(self.param(config, "darec_score_with"))
+        self.omega_items = check_omega_items(self.param(config, "darec_omega_items"))
         self._ranking_loss = None  # set per step only for structure_grad_scale: relative (see backbone_loss)
         # layers
         self.head = self.build_head(config, self.embedding_size, self.semantic_dim)
@@ -107,7 +117,10 @@ class DaRecMixin(SemanticMixin):
 
     def sample_omega(self, interaction):
         """Ω: unique users and positive items of the batch, capped at N̂ (the head's cost is independent of |V|)."""
-        return DaRecHead.sample_nodes(interaction[self.USER_ID], interaction[self.ITEM_ID], self.head.sample_size)
+        items = interaction[self.ITEM_ID]
+        if self.omega_items == "with_negatives":  # uniformly drawn items too, as RLMRec-Con's groups include them
+            items = torch.cat([items, interaction[self.NEG_ITEM_ID].flatten()])
+        return DaRecHead.sample_nodes(interaction[self.USER_ID], items, self.head.sample_size)
 
     def backbone_loss(self, interaction, user_all, item_all):
         terms = super().backbone_loss(interaction, user_all, item_all)

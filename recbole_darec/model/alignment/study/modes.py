@@ -88,7 +88,7 @@ class DaRecStudyModes:
             raise ValueError(f"degree_coupling must be a finite number >= 0, got {self.degree_coupling!r}")
         if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
-        if self.global_mode == "crossview" and self.global_pairs == "cross":
+        if self.global_mode in ("crossview", "crossview_nce") and self.global_pairs == "cross":
             raise ValueError("global_mode='crossview' compares each node's two views; global_pairs must be 'all', "
                              "'items' or 'separate', got 'cross'")
         scale = self.structure_grad_scale
