@@ -99,7 +99,7 @@ class SemanticMixin:
         for name, field in (("train_pair_users", self.USER_ID), ("train_pair_items", self.ITEM_ID)):
             pairs = torch.as_tensor(dataset.inter_feat[field], dtype=torch.long)
             self.register_buffer(name, pairs.to(self.item_semantic.device), persistent=False)
-        self.cold_scale_rule = cold_scale.check_cold_scale(config["cold_scale"] or "median_norm")
+        self.cold_scale_rule = cold_scale.check_cold_scale(config["cold_scale"])  # properties/overall.yaml
         if settings["semantic_pca_dim"] is not None:
             self._reduce_semantic_tables(settings["semantic_pca_dim"], bool(settings["semantic_pca_whiten"]))
         self._grad_share_pending = bool(config["log_grad_share"])  # every head, not only DaRec
