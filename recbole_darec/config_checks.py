@@ -10,7 +10,9 @@ import yaml
 
 from recbole_darec.cli_errors import UserError
 from recbole_darec.config_keys import ESCAPE_KEY, did_you_mean, unknown_keys
+from recbole_darec.data.cold_items import cold_settings, is_cold_protocol
 from recbole_darec.model import get_model
+from recbole_darec.model.composed.cold_scale import check_cold_scale
 from recbole_darec.model.composed.zoo import ZooBackbone
 from recbole_darec.yaml_files import read_yaml_file
 
@@ -62,6 +64,7 @@ def check_config(config):
     check_ranges(config)
     check_learner(config)
     check_valid_metric(config)
+    check_cold_protocol(config)
     check_darec_k(config)
     check_text_control(config)
     check_backbone(config)
@@ -156,6 +159,16 @@ def check_valid_metric(config):
         choices = [f"{m}@{t}" for m in metrics for t in topk] if topk else metrics
         raise UserError(f"valid_metric={metric} ({_source(config, 'valid_metric')}) is not among the evaluated "
                         f"metrics: use one of {', '.join(choices)} (or add it to metrics/topk)")
+
+
+def check_cold_protocol(config):
+    """``cold_items``' ratio and seed and the ``cold_scale`` rule, refused before the data load."""
+    try:
+        check_cold_scale(config["cold_scale"])
+    except ValueError as err:
+        raise UserError(f"{err} ({_source(config, 'cold_scale')})") from None
+    if is_cold_protocol(config):
+        cold_settings(config)
 
 
 def check_backbone(config):

@@ -131,7 +131,7 @@ class Recommender:
             if field is not None:
                 names.update(zip(frame[self.iid_field], frame[field]))
             user_all, _ = self.model._eval_embeddings()
-            scores = torch.cat([scores, (user_all[uids] @ cold.t()).float().cpu()], dim=1)
+            scores = torch.cat([scores, self.model.cold_scores(user_all[uids], cold).float().cpu()], dim=1)
             item_tokens += new_tokens
         values, order = torch.sort(scores, dim=1, descending=True, stable=True)
         rows = []

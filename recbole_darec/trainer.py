@@ -9,6 +9,7 @@ RecBole's model-specific training steps are kept and no trainer is copied. It ad
 * the plugin models' one per-epoch hook, ``model.start_training_epoch()``, before every training epoch,
 * ``epoch_callback(trainer, epoch_idx, valid_score, valid_result)`` after every validation, for Ray Tune,
 * ``valid_history``: (epoch, valid_score, valid_result) per evaluation, for training curves,
+* the cold-item protocol's evaluation (:mod:`recbole_darec.cold_eval`) on loaders that carry ``cold_items``,
 * exact resume: a ``.last.pth`` checkpoint beside the best one after every epoch, with optimizer, RNG and
   early-stopping state; ``resume_checkpoint`` refuses a checkpoint of another model, dataset, seed or split.
 """
@@ -18,7 +19,7 @@ import time
 import torch
 from recbole.utils import get_local_time, get_trainer, set_color
 
-from recbole_darec import checkpoints
+from recbole_darec import checkpoints, cold_eval
 from recbole_darec.checkpoints import load_checkpoint, plain
 from recbole_darec.run_id import new_run_id
 
@@ -170,6 +171,9 @@ class PluginTrainerMixin:
             checkpoint = load_checkpoint(checkpoint_file, map_location=self.device)
             checkpoints.load_weights(self.model, checkpoint, checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
+        if getattr(eval_data, "cold_items", None) is not None:  # eval_protocol: cold_items (data/cold_items.py)
+            self.model.eval()
+            return cold_eval.evaluate(self.model, eval_data, self.config)
         # The parent's own (unsafe) load is skipped: the weights are already in place.
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 

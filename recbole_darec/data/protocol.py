@@ -3,6 +3,8 @@
 ``recbole`` (default): items of earlier splits are excluded from the ranking -- train for valid, train+valid for test.
 ``rlmrec``: only *training* items are excluded at both stages, so a user's validation items stay candidates at
 test time (as in RLMRec's evaluation code). Both evaluate only users with at least one interaction in the split.
+``cold_items``: a seeded share of the items is held out of training (:mod:`recbole_darec.data.cold_items`), masking
+as ``recbole``; evaluation reports the cold and all rankings (:mod:`recbole_darec.cold_eval`).
 """
 from collections import defaultdict
 
@@ -10,7 +12,9 @@ import torch
 from recbole.data import data_preparation as recbole_data_preparation
 from recbole.data.dataloader import FullSortEvalDataLoader
 
-PROTOCOLS = ("recbole", "rlmrec")
+from recbole_darec.data import cold_items
+
+PROTOCOLS = ("recbole", "rlmrec", cold_items.PROTOCOL)
 
 
 def check_protocol(config):
@@ -41,6 +45,11 @@ def use_train_history(eval_loader, train_seen):
 def data_preparation(config, dataset):
     """RecBole's ``data_preparation`` plus the ``eval_protocol`` option (see module docstring)."""
     protocol = check_protocol(config)
+    if protocol == cold_items.PROTOCOL:
+        train_data, valid_data, test_data = cold_items.data_preparation(config, dataset)
+        if not isinstance(test_data, FullSortEvalDataLoader):
+            raise ValueError(f"eval_protocol '{protocol}' needs full-sort evaluation (eval_args.mode: full)")
+        return train_data, valid_data, test_data
     train_data, valid_data, test_data = recbole_data_preparation(config, dataset)
     if protocol == "rlmrec":
         if not isinstance(test_data, FullSortEvalDataLoader):

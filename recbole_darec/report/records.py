@@ -39,6 +39,9 @@ def column_label(column):
     if column in COLUMN_LABELS:
         return COLUMN_LABELS[column]
     name, _, k = column.partition("@")
+    prefix, _, family = name.partition("_")  # cold_recall@20 -> cold R@20 (eval_protocol cold_items)
+    if prefix in ("cold", "warm") and family.lower() in METRIC_LABELS:
+        return f"{prefix} {METRIC_LABELS[family.lower()]}@{k}"
     short = METRIC_LABELS.get(name.lower(), name)
     return f"{short}@{k}" if k else short
 

@@ -8,6 +8,8 @@
   All RNG states are saved and restored around this, so the real run's split is untouched. The manifest keeps a
   fingerprint of these pairs and :func:`recbole_darec.semantic.loading.register_semantic_buffers` compares it
   with the model's training dataset, so a mismatch (a profile built on another split) is caught, not trained on.
+* ``eval_protocol: cold_items`` (either kind of dataset): the replay above, then the same hold-out of the cold items
+  the run makes (:func:`recbole_darec.data.cold_items.hold_out_cold_items`): no cold item enters a profile.
 """
 import contextlib
 import copy
@@ -22,6 +24,7 @@ import torch
 from recbole.data import create_dataset
 from recbole.utils import init_seed
 
+from recbole_darec.data.cold_items import cold_settings, hold_out_cold_items, is_cold_protocol
 from recbole_darec.semantic.profiles import read_atomic
 
 SEMANTIC_SUFFIXES = ("useremb", "itememb")
@@ -70,7 +73,10 @@ def _recbole_train_pairs(config):
         with preserved_rng():
             init_seed(cfg["seed"], cfg["reproducibility"])
             dataset = create_dataset(cfg)
-            train = dataset.build()[0]
+            built = dataset.build()
+            if is_cold_protocol(cfg):
+                built, _ = hold_out_cold_items(built, *cold_settings(cfg))
+            train = built[0]
     finally:
         logger.setLevel(level)
     return pairs_from_dataset(train, with_time=True)
@@ -91,7 +97,7 @@ def pairs_from_dataset(dataset, with_time=False):
 def training_interactions(config):
     """Training interactions as ``DataFrame(user, item[, time])`` of tokens (see the module docstring)."""
     bench = config["benchmark_filename"]
-    if not bench:
+    if not bench or is_cold_protocol(config):
         return _recbole_train_pairs(config)
     path = Path(config["data_path"]) / f"{config['dataset']}.{bench[0]}.inter"
     df, _ = read_atomic(path, sep=config["field_separator"])

@@ -13,6 +13,7 @@ import torch
 from recbole_darec.cli_errors import UserError
 from recbole_darec.model.alignment import grad_norms
 from recbole_darec.model.common import ModelCommon
+from recbole_darec.model.composed import cold_scale
 from recbole_darec.semantic import ensure_semantic_embeddings, register_semantic_buffers
 from recbole_darec.semantic.settings import SemanticSettings
 from recbole_darec.semantic.whiten import PCA, pca_apply, pca_fit, reduce_table
@@ -96,6 +97,11 @@ class SemanticMixin(ModelCommon):
         trained = torch.zeros(self.n_items, dtype=torch.bool)
         trained[torch.as_tensor(dataset.inter_feat[self.ITEM_ID], dtype=torch.long)] = True
         self.register_buffer("train_item_mask", trained.to(self.item_semantic.device), persistent=False)
+        # the training pairs, for the ``affine`` cold scale's fit (cold_scale.py)
+        for name, field in (("train_pair_users", self.USER_ID), ("train_pair_items", self.ITEM_ID)):
+            pairs = torch.as_tensor(dataset.inter_feat[field], dtype=torch.long)
+            self.register_buffer(name, pairs.to(self.item_semantic.device), persistent=False)
+        self.cold_scale_rule = cold_scale.check_cold_scale(self.param(config, "cold_scale"))  # overall.yaml
         if settings.pca_dim is not None:
             self._reduce_semantic_tables(settings.pca_dim, bool(settings.pca_whiten))
         self._grad_share_pending = bool(self.param(config, "log_grad_share"))  # every head, not only DaRec
@@ -143,19 +149,40 @@ class SemanticMixin(ModelCommon):
     @torch.no_grad()
     def cold_item_embeddings(self, encoded):
         """Scoring-space rows (n, d) for items the model was not trained on, from their encoded text (n, d_encoder),
-        e.g. ``TextEncoder.encode`` of their profile texts.
-
-        The head's map from text to the CF space (:meth:`_cold_map`) aligns rows by direction, not by length, so
-        each mapped row is scaled to the median L2 norm of the warm items' rows the model scores with (items with a
-        training interaction): new items then compete with known ones on the known ones' scale.
+        e.g. ``TextEncoder.encode`` of their profile texts: the head's map (:meth:`_cold_map`) made unit length,
+        times the median L2 norm of the warm items' rows (items with a training interaction). Their scores on the
+        configured scale: :meth:`cold_scores`.
 
         Raises:
             UserError: the model has no such map (RLMRec-Gen), or its map was never trained.
         """
-        mapped = self._cold_map(self.semantic_rows_of(encoded))
+        unit = self.cold_directions(self.semantic_rows_of(encoded))
         _, item_all = self._eval_embeddings()
-        scale = item_all[self.train_item_mask].norm(dim=1).median()
-        return torch.nn.functional.normalize(mapped.to(item_all.dtype), dim=1) * scale
+        return unit * item_all[self.train_item_mask].norm(dim=1).median()
+
+    @torch.no_grad()
+    def cold_directions(self, llm_rows):
+        """Unit rows in the scoring space for LLM rows as the tables hold them (zero rows stay zero)."""
+        _, item_all = self._eval_embeddings()
+        return torch.nn.functional.normalize(self._cold_map(llm_rows).to(item_all.dtype), dim=1)
+
+    @torch.no_grad()
+    def cold_scale_fit(self):
+        """``(a, b)``: a new item's score is ``a * <user row, unit mapped row> + b`` (``cold_scale``: cold_scale.py)."""
+        user_all, item_all = self._eval_embeddings()
+        if self.cold_scale_rule == "median_norm":
+            return cold_scale.median_norm(item_all, self.train_item_mask)
+        unit = self.cold_directions(self.item_semantic.float())
+        warm = self.train_item_mask & self.item_semantic_mask
+        return cold_scale.affine(user_all, item_all, unit, warm, self.train_pair_users, self.train_pair_items)
+
+    @torch.no_grad()
+    def cold_scores(self, user_rows, cold_rows):
+        """(n users, n new items) scores on the warm items' scale; ``cold_rows``: the new items' scoring-space rows
+        (:meth:`cold_item_embeddings`, or :meth:`cold_directions`: only their direction counts)."""
+        slope, shift = self.cold_scale_fit()
+        unit = torch.nn.functional.normalize(cold_rows.to(user_rows.dtype), dim=1)
+        return slope * (user_rows @ unit.t()) + shift
 
     def _cold_map(self, llm_rows):
         """LLM rows (as the tables hold them) -> rows in the space the model scores items in. A head with such a
