@@ -51,7 +51,7 @@ def measure_runs(opts):
         path = resolve_path(record["checkpoint"], Path(opts.runs).parent)
         _, _, (_, (_, valid_data, _), model, trainer) = reload(str(path), {"state": "WARNING"})
         row = {"model": record["model"], "seed": record["seed"], "dataset": record["dataset"],
-               "trained_with": model.cold_scale_rule, **rule_results(trainer, model, valid_data, load_best=False)}
+               "trained_with": getattr(model, "cold_scale_rule", None), **rule_results(trainer, model, valid_data, load_best=False)}
         print(json.dumps(row), flush=True)
 
 
