@@ -185,3 +185,19 @@ def test_bad_values_are_refused_in_one_line(quick_config, key, value, words):
     with pytest.raises(UserError) as info:
         cold_config(quick_config, **{key: value})
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+# -- the text-only baseline -----------------------------------------------------------------------------------------
+def test_text_only_scores_the_cosine_of_the_users_mean_training_item_row(quick_config):
+    dataset, (train, _, _), model, _ = build(Config(model="TextOnly", dataset="ml-100k", config_dict={
+        **quick_config, "eval_protocol": "cold_items", "cold_item_seed": 7}))
+    inter = train.dataset.inter_feat
+    items = torch.nn.functional.normalize(model.item_semantic.float(), dim=1)
+    for user in (1, 50, 300):
+        seen = inter[dataset.iid_field][inter[dataset.uid_field] == user]
+        seen = seen[model.item_semantic_mask[seen]]
+        mean = items[seen].mean(0)
+        expected = torch.nn.functional.normalize(mean, dim=0) @ items.t()
+        got = model.full_sort_predict({model.USER_ID: torch.tensor([user])})
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert model.item_semantic.shape[1] == 384  # the encoder's full width: no aligned model's PCA

@@ -40,7 +40,7 @@ def column_label(column):
         return COLUMN_LABELS[column]
     name, _, k = column.partition("@")
     prefix, _, family = name.partition("_")  # cold_recall@20 -> cold R@20 (eval_protocol cold_items)
-    if prefix in ("cold", "warm") and family.lower() in METRIC_LABELS:
+    if prefix in RANKING_PREFIXES[1:] and family.lower() in METRIC_LABELS:
         return f"{prefix} {METRIC_LABELS[family.lower()]}@{k}"
     short = METRIC_LABELS.get(name.lower(), name)
     return f"{short}@{k}" if k else short
@@ -63,10 +63,16 @@ def metric_columns(records):
     return [n for fam in families for n in sorted((n for n in names if n.partition("@")[0] == fam), key=k_of)]
 
 
+RANKING_PREFIXES = ("", "cold", "warm")  # eval_protocol cold_items: the all ranking first, then cold, then warm
+
+
 def _family_rank(name):
     family = name.partition("@")[0].lower()
+    prefix, _, base = family.partition("_")
+    if prefix not in RANKING_PREFIXES[1:]:
+        prefix, base = "", family
     order = list(METRIC_LABELS)
-    return (order.index(family) if family in order else len(order), family)
+    return (RANKING_PREFIXES.index(prefix), order.index(base) if base in order else len(order), family)
 
 
 def read_records(path):
