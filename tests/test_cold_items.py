@@ -3,14 +3,14 @@ rankings and the diagnostics against hand-computed cases, the score-scale fits, 
 import numpy as np
 import pytest
 import torch
-from recbole.model.abstract_recommender import GeneralRecommender
-from recbole.utils import InputType
 
 from recbole_darec import Config
 from recbole_darec.cli_errors import UserError
 from recbole_darec.model.composed import cold_scale
 from recbole_darec.semantic.split import pairs_from_dataset, train_fingerprint, training_interactions
 from recbole_darec.single_run import build
+
+from fixed_scores import FixedScoresModel
 
 
 def cold_config(quick_config, **extra):
@@ -72,24 +72,12 @@ def test_profiles_use_the_cold_split_training_set(ml100k_split, quick_config):
 FIXED = {"i2": 6.0, "i5": 5.5, "i3": 5.0, "i1": 4.0, "i4": 3.0, "i6": 0.0}
 
 
-class FixedScores(GeneralRecommender):
+class FixedScores(FixedScoresModel):
     """Scores items by FIXED for every user; ``scores_items_by_text`` makes cold_eval take its cold scores as they
     are (the TextOnly path)."""
 
-    input_type = InputType.PAIRWISE
+    SCORES = FIXED
     scores_items_by_text = True
-
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-        tokens = dataset.field2id_token[self.ITEM_ID]
-        self.register_buffer("scores", torch.tensor([FIXED.get(t, -1e9) for t in tokens]))
-
-    def calculate_loss(self, interaction):
-        return self.dummy.sum()
-
-    def full_sort_predict(self, interaction):
-        return self.scores.repeat(len(interaction[self.USER_ID]), 1)
 
 
 class NoColdScores(FixedScores):

@@ -1,32 +1,18 @@
 """The two evaluation protocols on a hand-built split where they must disagree."""
 import pytest
-import torch
-from recbole.model.abstract_recommender import GeneralRecommender
-from recbole.utils import InputType
-
 from recbole_darec import Config
 from recbole_darec.single_run import build
+
+from fixed_scores import FixedScoresModel
 
 # Item preference shared by every user: i2 > i3 > i1 > i4 > i5 > i6.
 ITEM_SCORES = {"i2": 6.0, "i3": 5.0, "i1": 4.0, "i4": 3.0, "i5": 2.0, "i6": 1.0}
 
 
-class FixedScores(GeneralRecommender):
+class FixedScores(FixedScoresModel):
     """Scores items by ITEM_SCORES, independent of the user: makes the expected ranking hand-computable."""
 
-    input_type = InputType.PAIRWISE
-
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
-        self.dummy = torch.nn.Parameter(torch.zeros(1))  # the trainer needs one parameter
-        tokens = dataset.field2id_token[self.ITEM_ID]
-        self.register_buffer("scores", torch.tensor([ITEM_SCORES.get(t, -1e9) for t in tokens]))
-
-    def calculate_loss(self, interaction):
-        return self.dummy.sum()
-
-    def full_sort_predict(self, interaction):
-        return self.scores.repeat(len(interaction[self.USER_ID]), 1)
+    SCORES = ITEM_SCORES
 
 
 def write_split(root):
