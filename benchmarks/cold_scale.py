@@ -1,6 +1,6 @@
 """Measure the cold_scale rules on validation under eval_protocol cold_items. The rule changes no training step;
-it only decides where cold items fall among warm ones in the all ranking, so one trained checkpoint is evaluated
-under each rule.
+it only decides where cold items fall among warm ones in the all ranking (and so which epoch early stopping keeps),
+so one trained checkpoint is evaluated under each rule. Prints the machine and versions, then one JSON line per run.
 
     # train once per (model, seed), then evaluate the best checkpoint's validation split under each rule
     python benchmarks/cold_scale.py --dataset=amazon-scientific --models=DaRecLightGCN,RLMRecConLightGCN --seeds=2020
@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from common import environment_header
 
 from recbole_darec import Config
 from recbole_darec.model.composed.cold_scale import SCALE_RULES
@@ -63,6 +65,7 @@ def main():
     parser.add_argument("--checkpoint_dir", default="saved/cold-scale")
     parser.add_argument("--runs", help="a comparison's runs.jsonl: measure its saved checkpoints")
     opts = parser.parse_args()
+    print(environment_header(), flush=True)
     sys.argv = sys.argv[:1]  # RecBole's Config reads the command line too
     measure_runs(opts) if opts.runs else train_and_measure(opts)
 
