@@ -15,7 +15,7 @@ How each model scores a cold item:
 
 * text-only models (``scores_items_by_text``, e.g. ``TextOnly``): their own scores, which read text only;
 * aligned models with a text -> CF map (DaRec, RLMRec-Con): ``a * <e_u, m_i> + b`` from the item's text row
-  (:meth:`SemanticMixin.cold_scores`, scale rule ``cold_scale``);
+  (:meth:`SemanticMixin.cold_scorer`, scale rule ``cold_scale``);
 * every other model (LightGCN, Pop, RLMRec-Gen, a head that never trained) **cannot**: its cold items are put below
   every warm item of the user in the all ranking, in an order drawn from ``seed`` (the same order in the cold
   ranking, i.e. a random ranking there).
@@ -44,16 +44,14 @@ def topk_metrics(config):
 
 def text_map_scorer(model, cold):
     """``f(user ids) -> (n, len(cold))`` scores of the cold items from their text, or None (cannot)."""
-    scorer = getattr(model, "cold_scores", None)
-    if scorer is None:
+    if not hasattr(model, "cold_scorer"):
         return None
     try:
-        rows = model.cold_directions(model.item_semantic[cold].float())
+        score = model.cold_scorer(model.cold_directions(model.item_semantic[cold].float()))
     except UserError:  # no map, or a head that never trained: the model says why (recommend prints it)
         return None
     user_all, _ = model._eval_embeddings()
-    slope, shift = model.cold_scale_fit()
-    return lambda users: slope * (user_all[users] @ rows.t()) + shift
+    return lambda users: score(user_all[users])
 
 
 class ColdScorer:

@@ -177,12 +177,17 @@ class SemanticMixin(ModelCommon):
         return cold_scale.affine(user_all, item_all, unit, warm, self.train_pair_users, self.train_pair_items)
 
     @torch.no_grad()
+    def cold_scorer(self, unit_rows):
+        """``f(user rows) -> (n users, n new items)`` scores on the warm items' scale for the new items' unit rows
+        (:meth:`cold_directions`); the scale is fitted once here, not per batch of users."""
+        slope, shift = self.cold_scale_fit()
+        return lambda user_rows: slope * (user_rows @ unit_rows.t()) + shift
+
+    @torch.no_grad()
     def cold_scores(self, user_rows, cold_rows):
         """(n users, n new items) scores on the warm items' scale; ``cold_rows``: the new items' scoring-space rows
         (:meth:`cold_item_embeddings`, or :meth:`cold_directions`: only their direction counts)."""
-        slope, shift = self.cold_scale_fit()
-        unit = torch.nn.functional.normalize(cold_rows.to(user_rows.dtype), dim=1)
-        return slope * (user_rows @ unit.t()) + shift
+        return self.cold_scorer(torch.nn.functional.normalize(cold_rows.to(user_rows.dtype), dim=1))(user_rows)
 
     def _cold_map(self, llm_rows):
         """LLM rows (as the tables hold them) -> rows in the space the model scores items in. A head with such a
