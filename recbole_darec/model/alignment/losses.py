@@ -25,7 +25,9 @@ __all__ = [
 ]
 
 # the shipped global mode is 'crossview', the shipped local mode 'mse'; the others are study/ alternatives
-GLOBAL_MODES = (*global_modes.ALL_PAIRS, "crossview")
+# crossview_nce (study): the shipped cross-view pairing (node i's CF view with node i's LLM view) scored by
+# info_nce over Ω instead of squared distance to the identity, so near-duplicates are not pushed apart as hard
+GLOBAL_MODES = (*global_modes.ALL_PAIRS, "crossview", "crossview_nce")
 LOCAL_MODES = ("mse", *local_modes.MODES)
 
 
@@ -151,6 +153,8 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
         raise ValueError(f"mode {mode!r} compares every row with every row; it takes no n_first")
     if mode == "crossview":
         return crossview_loss(z_cf, z_llm)
+    if mode == "crossview_nce":
+        return info_nce(z_cf, z_llm, tau)
     zc, zl = norm_rows(z_cf), norm_rows(z_llm)
     if n_first is None:
         return global_modes.ALL_PAIRS[mode](zc, zl, tau)

@@ -1,4 +1,5 @@
-"""Study alternatives of DaRec's global term (the shipped one is ``losses.crossview_loss``).
+"""Study alternatives of DaRec's global term (the shipped one is ``losses.crossview_loss``; the contrastive
+cross-view alternative ``crossview_nce`` is ``losses.info_nce`` of each node's two views, dispatched there).
 
 Each side's similarity matrix ``S = Z Zᵀ`` (Z: the row-normalised inputs, N×N) is compared with the other side's:
 
@@ -8,8 +9,6 @@ Each side's similarity matrix ``S = Z Zᵀ`` (Z: the row-normalised inputs, N×N
   the CF side to make all rows alike.
 * ``standardized``: as 'centered' but each side also divided by its off-diagonal std s:
   ``2 − 2·corr(S^C, S^L)``, invariant to any affine rescaling of either side's similarities. Range [0, 4].
-* ``crossview_nce``: the shipped cross-view pairing (node i's CF view with node i's LLM view) scored by softmax
-  over S^{CL}/τ instead of squared distance to the identity: near-duplicates are not pushed apart as hard.
 * ``neighbors``: ``mean_i KL(P^L_i || P^C_i)`` with ``P_i = softmax_{j≠i}(S_ij / tau)``, the LLM side the teacher
   (no gradient through it): a node's closest LLM neighbours should become close in the CF space too. Materialises
   two N×N matrices, O(N²·d).
@@ -79,13 +78,7 @@ def block_neighbors(zc: torch.Tensor, zl: torch.Tensor, tau: float, n_first: int
     return 0.5 * (_kl_rows(teacher, student) + _kl_rows(teacher.t(), student.t()))
 
 
-def crossview_nce(zc: torch.Tensor, zl: torch.Tensor, tau: float) -> torch.Tensor:
-    """Cross-view, contrastive: each node's CF view must pick its own LLM view among Ω's (softmax over S^{CL}/τ)."""
-    logits = zc @ zl.t() / tau
-    return (torch.logsumexp(logits, 1) - logits.diagonal()).mean()
-
-
-ALL_PAIRS = {"crossview_nce": crossview_nce, "mse": mse, "centered": centered, "standardized": standardized, "neighbors": neighbors}
+ALL_PAIRS = {"mse": mse, "centered": centered, "standardized": standardized, "neighbors": neighbors}
 USER_ITEM_BLOCK = {"mse": block_mse, "centered": block_centered, "standardized": block_standardized,
                    "neighbors": block_neighbors}
 
