@@ -180,7 +180,7 @@ def test_relative_coupling_measures_the_ranking_gradient_on_omega(quick_config):
     batch = next(iter(train_data))
     user_all, item_all = model.forward()
     bpr, _ = model.backbone_loss(batch, user_all, item_all)
-    users, items = model.sample_omega(batch)
+    users, items, _, _ = model.sample_omega(batch)
     _, mask = model.semantic_rows(users, items)
     reference = model.ranking_grad_norm(bpr, user_all, item_all, users, items, mask)
     g_u, g_i = torch.autograd.grad(bpr, (user_all, item_all), retain_graph=True)

@@ -429,6 +429,47 @@ def test_sample_nodes_caps_and_stays_inside_batch():
     assert torch.equal(again[0], users) and torch.equal(again[1], items)
 
 
+def test_sample_groups_keeps_each_groups_counts_and_caps_over_all_rows():
+    users, pos, neg = torch.tensor([3, 1, 3, 3]), torch.tensor([7, 7, 2, 9]), torch.tensor([9, 4, 4, 5])
+    (u, p, n), (cu, cp, cn) = DaRecHead.sample_groups((users, pos, neg), 4096)
+    assert u.tolist() == [1, 3] and cu.tolist() == [1, 3]
+    assert p.tolist() == [2, 7, 9] and cp.tolist() == [1, 2, 1]
+    assert n.tolist() == [4, 5, 9] and cn.tolist() == [2, 1, 1]  # item 9 is in two groups, counted in each
+    g = gen(3)
+    groups = [torch.randint(0, m, (2048,), generator=g) for m in (400, 600, 900)]
+    ids, counts = DaRecHead.sample_groups(groups, 500, gen(1))
+    assert sum(len(i) for i in ids) == 500 and all(len(i) > 50 for i in ids)  # every group is drawn from
+    for group, group_ids, group_counts in zip(groups, ids, counts):
+        full_ids, full_counts = torch.unique(group, return_counts=True)
+        assert torch.equal(group_counts, full_counts[torch.searchsorted(full_ids, group_ids)])
+    again = DaRecHead.sample_groups(groups, 500, gen(1))
+    assert all(torch.equal(a, b) for a, b in zip(again[0], ids))
+
+
+def test_global_term_over_count_weighted_groups_equals_the_expanded_batch():
+    """Ω = (users, positives, negatives) with counts: the global term is one count-weighted InfoNCE per group, the
+    value of the batch with every repeat spelt out."""
+    head = make_head(global_mode="crossview_nce", global_pairs="separate", global_tau=0.2, w_local=0.0,
+                     w_orth=0.0, w_unif=0.0, degree_decay=0.0)
+    cf, llm = rows(n=9)
+    groups, counts = (3, 4, 2), torch.tensor([1, 3, 2, 1, 1, 2, 4, 1, 2])
+    got = head(cf, llm, groups=groups, counts=counts)["darec_global"]
+    expanded = torch.repeat_interleave(torch.arange(9), counts)
+    llm_c = llm - llm.mean(0, keepdim=True)  # the head centres Ω's LLM rows (darec_center_llm)
+    c_sh, l_sh = head.cf_shared(cf), head.llm_shared(llm_c)
+    want = 0.0
+    for a, b in ((0, 3), (3, 7), (7, 9)):
+        rows_ab = expanded[(expanded >= a) & (expanded < b)]
+        want = want + info_nce(c_sh[rows_ab], l_sh[rows_ab], 0.2)
+    torch.testing.assert_close(got, head.lam * want)
+    masked = head(cf, llm, groups=groups, counts=counts, mask=torch.tensor([1, 1, 1, 1, 1, 1, 1, 0, 0]).bool())
+    assert masked["darec_global"] < got  # the negatives' group (all masked) drops out
+    with pytest.raises(ValueError, match="only 'crossview_nce' takes counts"):
+        make_head(global_pairs="separate")(cf, llm, groups=groups, counts=counts)
+    with pytest.raises(ValueError, match="summing to the 9 rows"):
+        head(cf, llm, groups=(3, 4), counts=counts)
+
+
 def test_cluster_labels_and_reg_sample():
     cf, llm = rows()
     head = make_head(reg_sample=40)

@@ -101,6 +101,7 @@ def test_batch_with_fewer_nodes_than_k_warns_once_with_the_numbers(caplog):
     ("DaRecLightGCN", {"darec_text_trust": "sometimes"}, "darec_text_trust='sometimes'"),
     ("DaRecSGL", {"darec_global_mode": "l2"}, "darec_global_mode='l2'"),
     ("DaRecLightGCN", {"darec_omega_items": "negatives"}, "darec_omega_items='negatives'"),
+    ("DaRecLightGCN", {"darec_omega_items": "batch", "darec_global_mode": "crossview"}, "darec_global_mode='crossview'"),
     ("RLMRecConLightGCN", {"kd_tau": 0}, "kd_tau=0"),
     ("RLMRecGenLightGCN", {"mask_ratio": 1.5}, "mask_ratio=1.5"),
 ])

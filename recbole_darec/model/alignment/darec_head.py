@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -205,6 +205,35 @@ class DaRecHead(nn.Module):
         pick = randperm(total, generator, users.device)[:sample_size].sort().values
         return users[pick[pick < n_u]], items[pick[pick >= n_u] - n_u]
 
+    @staticmethod
+    def sample_groups(
+        groups: Sequence[torch.Tensor],
+        sample_size: int,
+        generator: Optional[torch.Generator] = None,
+    ) -> Tuple[Tuple[torch.Tensor, ...], Tuple[torch.Tensor, ...]]:
+        """Ω as the ranking loss uses the batch: each group (e.g. its users, positive items, sampled negative items)
+        reduced to its unique ids, each with how often the batch uses it; at most ``sample_size`` rows in total,
+        uniformly sub-sampled over all groups' rows when there are more.
+
+        Returns:
+            (ids per group, counts per group): sorted unique LongTensors and their counts (> 0), on the ids' device.
+        """
+        if sample_size < 2:
+            raise ValueError(f"sample_size (N̂) must be >= 2, got {sample_size}")
+        ids, counts = zip(*(torch.unique(g.flatten(), return_counts=True) for g in groups))
+        sizes = [len(g) for g in ids]
+        if sum(sizes) <= sample_size:
+            return ids, counts
+        device = ids[0].device
+        pick = randperm(sum(sizes), generator, device)[:sample_size].sort().values
+        out_ids, out_counts, start = [], [], 0
+        for group_ids, group_counts, size in zip(ids, counts, sizes):
+            local = pick[(pick >= start) & (pick < start + size)] - start
+            out_ids.append(group_ids[local])
+            out_counts.append(group_counts[local])
+            start += size
+        return tuple(out_ids), tuple(out_counts)
+
     # --- losses ------------------------------------------------------------------------------------------
     def forward(
         self,
@@ -215,6 +244,8 @@ class DaRecHead(nn.Module):
         backbone_grad_norm: Optional[torch.Tensor] = None,
         degree: Optional[torch.Tensor] = None,
         n_users: Optional[int] = None,
+        groups: Optional[Sequence[int]] = None,
+        counts: Optional[torch.Tensor] = None,
     ) -> Dict[str, torch.Tensor]:
         """Weighted DaRec terms for already-sampled rows.
 
@@ -229,6 +260,11 @@ class DaRecHead(nn.Module):
                 ``degree_decay``.
             n_users: rows ``[:n_users]`` are users, the rest items (before masking); needed by every
                 ``global_pairs`` but 'all'.
+            groups: sizes of consecutive row groups (before masking), users first, e.g. (users, positive items,
+                negative items) of :meth:`sample_groups`; replaces ``n_users`` (= ``groups[0]``). With
+                ``global_pairs: separate`` each group is its own global term.
+            counts: optional (N,) how often the batch uses each row's node; the global term weights rows by it
+                (``crossview_nce`` only).
         Returns:
             dict with keys ``DARec_TERMS``, each a scalar already multiplied by λ (after warm-up) and its
             weight. Terms that are switched off, or that cannot be computed (fewer than 2 valid rows; fewer
@@ -243,13 +279,22 @@ class DaRecHead(nn.Module):
         if self.training:
             self._step += 1
         out = {name: cf_emb.new_zeros(()) for name in DARec_TERMS}
-        if self.study.global_pairs != "all":
-            if n_users is None:
-                raise ValueError(f"global_pairs={self.study.global_pairs!r} needs n_users (the number of leading user rows)")
-            n_users = int(mask[:n_users].sum()) if mask is not None else n_users
+        if groups is not None:
+            if sum(groups) != cf_emb.shape[0] or min(groups, default=0) < 0:
+                raise ValueError(f"groups {tuple(groups)} must be sizes >= 0 summing to the {cf_emb.shape[0]} rows")
+            n_users = groups[0]
+        elif self.study.global_pairs != "all" and n_users is not None:
+            groups = (n_users, cf_emb.shape[0] - n_users)
+        if self.study.global_pairs != "all" and groups is None:
+            raise ValueError(f"global_pairs={self.study.global_pairs!r} needs n_users (the number of leading user rows)")
+        if counts is not None and counts.shape != (cf_emb.shape[0],):
+            raise ValueError(f"counts must have shape ({cf_emb.shape[0]},), got {tuple(counts.shape)}")
         if mask is not None:
+            if groups is not None:
+                groups = [int(part.sum()) for part in torch.split(mask, list(groups))]
             cf_emb, llm_emb = cf_emb[mask], llm_emb[mask]
             degree = None if degree is None else degree[mask]
+            counts = None if counts is None else counts[mask]
         if lam == 0.0 or cf_emb.shape[0] < 2:
             return out
         coef = {name: lam * w for name, w in self.weights.items()}
@@ -259,24 +304,26 @@ class DaRecHead(nn.Module):
         l_sh = self.llm_shared(llm) if any(coef.values()) else None
         if coef["darec_global"] or coef["darec_local"]:
             self._structure_terms(out, coef, self._couple(cf_emb, lam, backbone_grad_norm, degree), cf_emb, l_sh,
-                                  generator, n_users)
+                                  generator, groups, counts)
         if coef["darec_orth"] or coef["darec_unif"]:
             self._regularizer_terms(out, coef, cf_emb, llm, l_sh, generator)
         return out
 
-    def _structure_terms(self, out, coef, cf_coupled, cf_emb, l_sh, generator, n_users):
+    def _structure_terms(self, out, coef, cf_coupled, cf_emb, l_sh, generator, groups, counts):
         """Global and local alignment of the shared parts (the only terms that may reach E^C)."""
         study = self.study
         c_sh = self.cf_shared(cf_coupled)
         pairs, n = study.global_pairs, c_sh.shape[0]
         if coef["darec_global"]:
             target = l_sh.detach() if study.global_teacher else l_sh
-            groups = {"all": [(0, n)], "cross": [(0, n)], "items": [(n_users, n)],
-                      "separate": [(0, n_users), (n_users, n)]}[pairs]
+            n_users = groups[0] if groups is not None else None
+            ends = torch.tensor(list(groups) if groups is not None else [n]).cumsum(0).tolist()
+            spans = {"all": [(0, n)], "cross": [(0, n)], "items": [(n_users, n)],
+                     "separate": list(zip([0] + ends[:-1], ends))}[pairs]
             n_first = n_users if pairs == "cross" else None
             losses = [global_structure_loss(c_sh[a:b], target[a:b], study.global_mode, tau=study.global_tau,
-                                            n_first=n_first)
-                      for a, b in groups if b - a >= 2 and (n_first is None or 0 < n_first < n)]
+                                            n_first=n_first, counts=None if counts is None else counts[a:b])
+                      for a, b in spans if b - a >= 2 and (n_first is None or 0 < n_first < n)]
             if losses:
                 out["darec_global"] = coef["darec_global"] * sum(losses)
         if coef["darec_local"]:

@@ -135,13 +135,15 @@ def crossview_loss(z_cf: torch.Tensor, z_llm: torch.Tensor) -> torch.Tensor:
 
 
 def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "mse", tau: float = 0.1,
-                          n_first: Optional[int] = None) -> torch.Tensor:
+                          n_first: Optional[int] = None, counts: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The global term by mode: ``'crossview'`` is the shipped :func:`crossview_loss`; the within-side similarity
     modes (``'mse'``, the literal paper, ``'centered'``, ``'standardized'``, ``'neighbors'`` with temperature
     ``tau``) are study alternatives, ``study/global_modes.py``.
 
     ``n_first``: compare only the users × items block of the similarity matrices (rows ``[:n_first]`` against rows
     ``[n_first:]``; ``global_pairs: cross``), not 'crossview'. ``None`` = all pairs.
+
+    ``counts`` (N,): how many uses of the batch each row stands for (:func:`info_nce`); 'crossview_nce' only.
     """
     check_rows("z_cf", z_cf, min_rows=2)
     check_rows("z_llm", z_llm, min_rows=2)
@@ -151,10 +153,12 @@ def global_structure_loss(z_cf: torch.Tensor, z_llm: torch.Tensor, mode: str = "
         raise ValueError(f"mode must be one of {GLOBAL_MODES}, got {mode!r}")
     if mode.startswith("crossview") and n_first is not None:
         raise ValueError(f"mode {mode!r} compares every row with every row; it takes no n_first")
+    if counts is not None and mode != "crossview_nce":
+        raise ValueError(f"mode {mode!r} weights every row alike; only 'crossview_nce' takes counts")
     if mode == "crossview":
         return crossview_loss(z_cf, z_llm)
     if mode == "crossview_nce":
-        return info_nce(z_cf, z_llm, tau)
+        return info_nce(z_cf, z_llm, tau, counts)
     zc, zl = norm_rows(z_cf), norm_rows(z_llm)
     if n_first is None:
         return global_modes.ALL_PAIRS[mode](zc, zl, tau)

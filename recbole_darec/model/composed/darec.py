@@ -36,7 +36,9 @@ STUDY_KEYS = {
     "warmup_steps": "darec_warmup_steps",
 }
 SCORE_MODES = ("backbone", "shared_specific")
-OMEGA_ITEMS = ("positives", "with_negatives")  # study: Ω's items, the batch's positives (shipped) or also its negatives
+# Ω: the batch's users and positives (unique), also its negatives in the items' group, or as the ranking loss uses
+# the batch: users, positives and negatives as three groups, each node counted as often as the batch holds it
+OMEGA_ITEMS = ("positives", "with_negatives", "batch")
 
 
 def check_score_with(value):
@@ -45,9 +47,12 @@ def check_score_with(value):
     return value
 
 
-def check_omega_items(value):
+def check_omega_items(value, global_mode=None):
     if value not in OMEGA_ITEMS:
         raise ValueError(f"config darec_omega_items={value!r}: must be one of {OMEGA_ITEMS}")
+    if value == "batch" and global_mode is not None and global_mode != "crossview_nce":
+        raise ValueError(f"config darec_omega_items=batch weights Ω's nodes by their use, which only "
+                         f"darec_global_mode=crossview_nce reads (got darec_global_mode={global_mode!r})")
     return value
 
 
@@ -77,7 +82,7 @@ class DaRecMixin(SemanticMixin):
     def check_config(cls, config):
         check_score_with(cls.param(config, "darec_score_with"))
         check_text_trust(cls.param(config, "darec_text_trust"))
-        check_omega_items(cls.param(config, "darec_omega_items"))
+        check_omega_items(cls.param(config, "darec_omega_items"), cls.param(config, "darec_global_mode"))
         super().check_config(config)
 
     def __init__(self, config, dataset):
@@ -116,11 +121,21 @@ class DaRecMixin(SemanticMixin):
         return trust
 
     def sample_omega(self, interaction):
-        """Ω: unique users and positive items of the batch, capped at N̂ (the head's cost is independent of |V|)."""
-        items = interaction[self.ITEM_ID]
-        if self.omega_items == "with_negatives":  # uniformly drawn items too, as RLMRec-Con's groups include them
-            items = torch.cat([items, interaction[self.NEG_ITEM_ID].flatten()])
-        return DaRecHead.sample_nodes(interaction[self.USER_ID], items, self.head.sample_size)
+        """Ω, capped at N̂ (the head's cost is independent of |V|): ``(users, items, group sizes, counts)``, users'
+        rows first. ``batch``: the batch's users, positive items and sampled negative items as three groups of unique
+        nodes, each counted as often as the batch uses it (the ranking loss's own sample: popular items through the
+        positives, the long tail through the uniform negatives); otherwise the unique users and positive items (with
+        ``with_negatives`` the negatives join the items), counted once."""
+        users, positives = interaction[self.USER_ID], interaction[self.ITEM_ID]
+        if self.omega_items == "batch":  # a backbone without sampled negatives has two groups
+            drawn = (users, positives) + ((interaction[self.NEG_ITEM_ID],) if self.NEG_ITEM_ID in interaction else ())
+            (users, *item_groups), counts = DaRecHead.sample_groups(drawn, self.head.sample_size)
+            return (users, torch.cat(item_groups), tuple(len(g) for g in (users, *item_groups)),
+                    torch.cat(counts))
+        if self.omega_items == "with_negatives":  # uniformly drawn items too, in the items' group
+            positives = torch.cat([positives, interaction[self.NEG_ITEM_ID].flatten()])
+        users, items = DaRecHead.sample_nodes(users, positives, self.head.sample_size)
+        return users, items, (len(users), len(items)), None
 
     def backbone_loss(self, interaction, user_all, item_all):
         terms = super().backbone_loss(interaction, user_all, item_all)
@@ -131,7 +146,7 @@ class DaRecMixin(SemanticMixin):
     def head_loss(self, interaction, user_all, item_all):
         if self.head.effective_lambda() == 0.0:  # no trust in the text (or λ = 0): the backbone's step, untouched
             return {name: user_all.new_zeros(()) for name in self.head_loss_names}
-        users, items = self.sample_omega(interaction)
+        users, items, groups, counts = self.sample_omega(interaction)
         cf_rows = torch.cat([user_all[users], item_all[items]])  # gather first, project only Ω
         llm_rows, mask = self.semantic_rows(users, items)
         reference = None
@@ -139,8 +154,8 @@ class DaRecMixin(SemanticMixin):
             ranking_loss, self._ranking_loss = self._ranking_loss, None
             reference = self.ranking_grad_norm(ranking_loss, user_all, item_all, users, items, mask)
         degree = torch.cat([self.user_degree[users], self.item_degree[items]]) if self.head.needs_degree else None
-        return self.head(cf_rows, llm_rows, mask=mask, backbone_grad_norm=reference, degree=degree,
-                         n_users=len(users))
+        return self.head(cf_rows, llm_rows, mask=mask, backbone_grad_norm=reference, degree=degree, groups=groups,
+                         counts=counts)
 
     def ranking_grad_norm(self, rank_loss, user_all, item_all, users, items, mask):
         """||∇ L_rank|| on Ω's rows of the final embeddings (the scale ``structure_grad_scale: relative`` uses).
