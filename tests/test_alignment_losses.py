@@ -465,7 +465,7 @@ def test_global_term_over_count_weighted_groups_equals_the_expanded_batch():
     masked = head(cf, llm, groups=groups, counts=counts, mask=torch.tensor([1, 1, 1, 1, 1, 1, 1, 0, 0]).bool())
     assert masked["darec_global"] < got  # the negatives' group (all masked) drops out
     with pytest.raises(ValueError, match="only 'crossview_nce' takes counts"):
-        make_head(global_pairs="separate")(cf, llm, groups=groups, counts=counts)
+        make_head(global_mode="crossview", global_pairs="separate")(cf, llm, groups=groups, counts=counts)
     with pytest.raises(ValueError, match="summing to the 9 rows"):
         head(cf, llm, groups=(3, 4), counts=counts)
 

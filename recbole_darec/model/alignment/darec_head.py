@@ -12,10 +12,11 @@ alternatives the studies measured, are one :class:`DaRecStudyModes` value (``stu
 the shipped behaviour:
 
 * the CF *shared* projector is a fixed random isometry (a trained map would meet the alignment itself);
-* the global term is cross-view (each node's CF and LLM shared views agree, different nodes' are decorrelated),
-  among Ω's users and among its items;
-* the global term's gradient into a node's CF row is the literal one times d1/(d1 + training degree)
-  (``degree_decay``, 5): nodes the graph knows well take little from their text;
+* the global term is cross-view and contrastive (each node's CF shared view picks its own LLM shared view among
+  its group's, InfoNCE), one term per group of Ω; the model passes the groups (the batch's users, positive items
+  and sampled negative items) and how often the batch uses each node;
+* an optional per-node decay of the structure gradient, d1/(d1 + training degree) (``degree_decay``, off by
+  default);
 * orthogonality, uniformity and the local (cluster-centre) term train the projectors only;
 * the sampled LLM rows are centred before projecting (sentence embeddings are anisotropic).
 """
@@ -73,7 +74,7 @@ class DaRecHead(nn.Module):
         d_cf: int,
         d_llm: int,
         d_proj: Optional[int] = None,
-        lam: float = 0.3,
+        lam: float = 0.01,
         n_clusters: int = 4,
         sample_size: int = 4096,
         w_global: float = 1.0,
@@ -83,7 +84,7 @@ class DaRecHead(nn.Module):
         reg_sample: Optional[int] = 512,
         unif_t: float = 2.0,
         kmeans_iters: int = 10,
-        degree_decay: float = 5.0,
+        degree_decay: float = 0.0,
         study: Optional[DaRecStudyModes] = None,
     ):
         super().__init__()

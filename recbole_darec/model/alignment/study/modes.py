@@ -31,12 +31,12 @@ class DaRecStudyModes:
         cf_projector: ``'isometry'`` (the CF *shared* projector is a fixed random isometry, the specific one an MLP:
             a trained map would fit the alignment itself instead of moving E^C), ``'mlp'`` (the paper) or
             ``'linear'``.
-        global_mode: ``'crossview'`` (each node's two shared views agree, different nodes' are decorrelated),
-            ``'mse'`` (the paper: within-side similarity matrices), ``'centered'``, ``'standardized'`` or
+        global_mode: ``'crossview_nce'`` (each node's CF view picks its own LLM view among its group's, InfoNCE),
+            ``'crossview'`` (the same pairing as squared distance to the identity), ``'mse'`` (the paper: within-side similarity matrices), ``'centered'``, ``'standardized'`` or
             ``'neighbors'`` (see ``study/global_modes.py``).
         global_pairs: ``'separate'`` (user–user and item–item pairs, one term each), ``'all'`` (every pair of Ω),
             ``'cross'`` (user–item pairs only) or ``'items'`` (item–item pairs only).
-        global_tau: temperature of the 'neighbors' global mode.
+        global_tau: temperature of the 'crossview_nce' and 'neighbors' global modes.
         global_teacher: the LLM side's shared structure is a fixed target of the global term (no gradient into
             the LLM-side projector through it).
         local_mode: ``'mse'`` (normalised matched centres), ``'infonce'`` (matched centre = positive) or
@@ -60,9 +60,9 @@ class DaRecStudyModes:
     """
 
     cf_projector: str = "isometry"
-    global_mode: str = "crossview"
+    global_mode: str = "crossview_nce"
     global_pairs: str = "separate"
-    global_tau: float = 0.1
+    global_tau: float = 0.2
     global_teacher: bool = False
     local_mode: str = "mse"
     local_tau: float = 0.2
