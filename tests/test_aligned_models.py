@@ -175,7 +175,8 @@ def test_relative_coupling_measures_the_ranking_gradient_on_omega(quick_config):
     """``darec_structure_grad_scale: relative``: the reference is ||∇ bpr|| on Ω's rows, and the structure terms'
     gradient on those rows of the final embeddings is λ times it."""
     _, (train_data, *_), model, _ = built("DaRecLightGCN", quick_config, darec_structure_grad_scale="relative",
-                                          darec_lambda=0.3, darec_degree_decay=0.0)
+                                          darec_lambda=0.3, darec_degree_decay=0.0, darec_omega_items="positives",
+                                          darec_global_mode="crossview")  # Ω of unique rows: one gradient each
     model.train()
     batch = next(iter(train_data))
     user_all, item_all = model.forward()
