@@ -16,6 +16,8 @@ from recbole_darec.model.composed.cold_scale import check_cold_scale
 from recbole_darec.model.composed.zoo import ZooBackbone
 from recbole_darec.yaml_files import read_yaml_file
 
+COLD_RANKING_PREFIXES = ("cold_", "warm_")  # eval_protocol cold_items: the cold and the warm-positive rankings
+
 
 def read_config_file(path, loader=yaml.FullLoader):
     """One config file as a dict ({} when empty); a missing, broken or non-mapping file is a UserError naming it
@@ -150,13 +152,23 @@ def check_learner(config):
 
 
 def check_valid_metric(config):
-    """RecBole looks ``valid_metric`` up only after the first training epoch (a KeyError there)."""
+    """RecBole looks ``valid_metric`` up only after the first training epoch (a KeyError there). Under
+    ``eval_protocol: cold_items`` the cold and warm rankings' metrics (``cold_recall@20``, ``warm_ndcg@10``) may
+    drive early stopping too."""
     metric = str(config["valid_metric"])
     name, at, k = metric.lower().partition("@")
+    ranking, cold_protocol = "", is_cold_protocol(config)
+    for prefix in COLD_RANKING_PREFIXES:
+        if name.startswith(prefix):
+            ranking, name = prefix, name[len(prefix):]
     metrics = [str(m).lower() for m in config["metrics"]]
     topk = [int(t) for t in config["topk"] or []]
+    if ranking and not cold_protocol:
+        raise UserError(f"valid_metric={metric} ({_source(config, 'valid_metric')}): the {ranking[:-1]} ranking "
+                        f"exists only under eval_protocol=cold_items")
     if name not in metrics or (at and (not k.isdigit() or int(k) not in topk)):
-        choices = [f"{m}@{t}" for m in metrics for t in topk] if topk else metrics
+        prefixes = ("",) + (COLD_RANKING_PREFIXES if cold_protocol else ())
+        choices = [f"{p}{m}@{t}" for p in prefixes for m in metrics for t in topk] if topk else metrics
         raise UserError(f"valid_metric={metric} ({_source(config, 'valid_metric')}) is not among the evaluated "
                         f"metrics: use one of {', '.join(choices)} (or add it to metrics/topk)")
 

@@ -175,6 +175,15 @@ def test_bad_values_are_refused_in_one_line(quick_config, key, value, words):
     assert words in str(info.value) and "\n" not in str(info.value)
 
 
+def test_the_cold_and_warm_rankings_may_drive_early_stopping_under_the_protocol_only(quick_config):
+    config = cold_config(quick_config, valid_metric="cold_ndcg@10")
+    assert config["valid_metric"] == "cold_ndcg@10"
+    with pytest.raises(UserError, match="cold_recall@7.*is not among the evaluated metrics.*cold_recall@10"):
+        cold_config(quick_config, valid_metric="cold_recall@7")
+    with pytest.raises(UserError, match="warm ranking exists only under eval_protocol=cold_items"):
+        Config(model="LightGCNBackbone", dataset="ml-100k", config_dict=dict(quick_config, valid_metric="warm_recall@10"))
+
+
 # -- the text-only baseline -----------------------------------------------------------------------------------------
 def test_text_only_scores_the_cosine_of_the_users_mean_training_item_row(quick_config):
     dataset, (train, _, _), model, _ = build(Config(model="TextOnly", dataset="ml-100k", config_dict={
