@@ -10,13 +10,13 @@ import yaml
 
 from recbole_darec.cli_errors import UserError
 from recbole_darec.config_keys import ESCAPE_KEY, did_you_mean, unknown_keys
-from recbole_darec.data.cold_items import cold_settings, is_cold_protocol
+from recbole_darec.data.cold_items import RANKINGS, cold_settings, is_cold_protocol
 from recbole_darec.model import get_model
 from recbole_darec.model.composed.cold_scale import check_cold_scale
 from recbole_darec.model.composed.zoo import ZooBackbone
 from recbole_darec.yaml_files import read_yaml_file
 
-COLD_RANKING_PREFIXES = ("cold_", "warm_")  # eval_protocol cold_items: the cold and the warm-positive rankings
+COLD_RANKING_PREFIXES = tuple(f"{ranking}_" for ranking in RANKINGS)  # eval_protocol cold_items' metric names
 
 
 def read_config_file(path, loader=yaml.FullLoader):

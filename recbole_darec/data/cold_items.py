@@ -19,6 +19,9 @@ from recbole.data.utils import create_samplers, get_dataloader
 from recbole_darec.cli_errors import UserError
 
 PROTOCOL = "cold_items"
+# the rankings the protocol reports beside the all ranking; their metrics are named "<ranking>_<metric>@k"
+# (cold_eval.py), e.g. cold_recall@20
+RANKINGS = ("cold", "warm")
 
 
 def is_cold_protocol(config):

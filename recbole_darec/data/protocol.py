@@ -45,15 +45,11 @@ def use_train_history(eval_loader, train_seen):
 def data_preparation(config, dataset):
     """RecBole's ``data_preparation`` plus the ``eval_protocol`` option (see module docstring)."""
     protocol = check_protocol(config)
-    if protocol == cold_items.PROTOCOL:
-        train_data, valid_data, test_data = cold_items.data_preparation(config, dataset)
-        if not isinstance(test_data, FullSortEvalDataLoader):
-            raise ValueError(f"eval_protocol '{protocol}' needs full-sort evaluation (eval_args.mode: full)")
-        return train_data, valid_data, test_data
-    train_data, valid_data, test_data = recbole_data_preparation(config, dataset)
+    prepare = cold_items.data_preparation if protocol == cold_items.PROTOCOL else recbole_data_preparation
+    train_data, valid_data, test_data = prepare(config, dataset)
+    if protocol != "recbole" and not isinstance(test_data, FullSortEvalDataLoader):
+        raise ValueError(f"eval_protocol '{protocol}' needs full-sort evaluation (eval_args.mode: full)")
     if protocol == "rlmrec":
-        if not isinstance(test_data, FullSortEvalDataLoader):
-            raise ValueError("eval_protocol 'rlmrec' needs full-sort evaluation (eval_args.mode: full)")
         train_seen = train_items_per_user(train_data.dataset)
         use_train_history(valid_data, train_seen)
         use_train_history(test_data, train_seen)

@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from recbole_darec.data.cold_items import RANKINGS
 from recbole_darec.model import get_model
 from recbole_darec.model.composed.semantic import SemanticMixin
 
@@ -39,9 +40,9 @@ def column_label(column):
     if column in COLUMN_LABELS:
         return COLUMN_LABELS[column]
     name, _, k = column.partition("@")
-    prefix, _, family = name.partition("_")  # cold_recall@20 -> cold R@20 (eval_protocol cold_items)
-    if prefix in RANKING_PREFIXES[1:] and family.lower() in METRIC_LABELS:
-        return f"{prefix} {METRIC_LABELS[family.lower()]}@{k}"
+    ranking, family = _ranking_and_family(name.lower())  # cold_recall@20 -> cold R@20 (eval_protocol cold_items)
+    if ranking and family in METRIC_LABELS:
+        return f"{ranking} {METRIC_LABELS[family]}@{k}"
     short = METRIC_LABELS.get(name.lower(), name)
     return f"{short}@{k}" if k else short
 
@@ -63,16 +64,20 @@ def metric_columns(records):
     return [n for fam in families for n in sorted((n for n in names if n.partition("@")[0] == fam), key=k_of)]
 
 
-RANKING_PREFIXES = ("", "cold", "warm")  # eval_protocol cold_items: the all ranking first, then cold, then warm
+RANKING_ORDER = ("", *RANKINGS)  # eval_protocol cold_items: the all ranking first, then cold, then warm
+
+
+def _ranking_and_family(name):
+    """``cold_recall`` -> ``('cold', 'recall')``; a name without a ranking prefix -> ``('', name)``."""
+    ranking, _, family = name.partition("_")
+    return (ranking, family) if ranking in RANKINGS else ("", name)
 
 
 def _family_rank(name):
     family = name.partition("@")[0].lower()
-    prefix, _, base = family.partition("_")
-    if prefix not in RANKING_PREFIXES[1:]:
-        prefix, base = "", family
+    ranking, base = _ranking_and_family(family)
     order = list(METRIC_LABELS)
-    return (RANKING_PREFIXES.index(prefix), order.index(base) if base in order else len(order), family)
+    return (RANKING_ORDER.index(ranking), order.index(base) if base in order else len(order), family)
 
 
 def read_records(path):

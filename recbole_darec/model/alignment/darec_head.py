@@ -197,14 +197,8 @@ class DaRecHead(nn.Module):
         Returns:
             (users, items): sorted unique LongTensors on user_ids' device; len(users)+len(items) ≤ N̂.
         """
-        if sample_size < 2:
-            raise ValueError(f"sample_size (N̂) must be >= 2, got {sample_size}")
-        users, items = torch.unique(user_ids.flatten()), torch.unique(item_ids.flatten())
-        n_u, total = users.numel(), users.numel() + items.numel()
-        if total <= sample_size:
-            return users, items
-        pick = randperm(total, generator, users.device)[:sample_size].sort().values
-        return users[pick[pick < n_u]], items[pick[pick >= n_u] - n_u]
+        (users, items), _ = DaRecHead.sample_groups((user_ids, item_ids), sample_size, generator)
+        return users, items
 
     @staticmethod
     def sample_groups(

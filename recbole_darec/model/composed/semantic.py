@@ -158,7 +158,8 @@ class SemanticMixin(ModelCommon):
         """
         unit = self.cold_directions(self.semantic_rows_of(encoded))
         _, item_all = self._eval_embeddings()
-        return unit * item_all[self.train_item_mask].norm(dim=1).median()
+        length, _ = cold_scale.median_norm(item_all, self.train_item_mask)
+        return unit * length
 
     @torch.no_grad()
     def cold_directions(self, llm_rows):
