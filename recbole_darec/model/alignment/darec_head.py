@@ -22,6 +22,7 @@ the shipped behaviour:
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from typing import Dict, Optional, Sequence, Tuple
@@ -312,7 +313,7 @@ class DaRecHead(nn.Module):
         if coef["darec_global"]:
             target = l_sh.detach() if study.global_teacher else l_sh
             n_users = groups[0] if groups is not None else None
-            ends = torch.tensor(list(groups) if groups is not None else [n]).cumsum(0).tolist()
+            ends = list(itertools.accumulate(groups if groups is not None else [n]))
             spans = {"all": [(0, n)], "cross": [(0, n)], "items": [(n_users, n)],
                      "separate": list(zip([0] + ends[:-1], ends))}[pairs]
             n_first = n_users if pairs == "cross" else None

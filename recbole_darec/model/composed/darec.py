@@ -47,10 +47,10 @@ def check_score_with(value):
     return value
 
 
-def check_omega_items(value, global_mode=None):
+def check_omega_items(value, global_mode):
     if value not in OMEGA_ITEMS:
         raise ValueError(f"config darec_omega_items={value!r}: must be one of {OMEGA_ITEMS}")
-    if value == "batch" and global_mode is not None and global_mode != "crossview_nce":
+    if value == "batch" and global_mode != "crossview_nce":
         raise ValueError(f"config darec_omega_items=batch weights Ω's nodes by their use, which only "
                          f"darec_global_mode=crossview_nce reads (got darec_global_mode={global_mode!r})")
     return value
@@ -90,7 +90,8 @@ class DaRecMixin(SemanticMixin):
         # parameters
         # defaults: properties/model/DaRecMixin.yaml
         self.score_with = check_score_with(self.param(config, "darec_score_with"))
-        self.omega_items = check_omega_items(self.param(config, "darec_omega_items"))
+        self.omega_items = check_omega_items(self.param(config, "darec_omega_items"),
+                                             self.param(config, "darec_global_mode"))
         self._ranking_loss = None  # set per step only for structure_grad_scale: relative (see backbone_loss)
         # layers
         self.head = self.build_head(config, self.embedding_size, self.semantic_dim)
